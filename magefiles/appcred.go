@@ -1,0 +1,21 @@
+//go:build mage
+
+package main
+
+import (
+	"context"
+
+	"github.com/magefile/mage/mg"
+)
+
+// Appcred manages OpenStack application credentials of the lab.
+type Appcred mg.Namespace
+
+// Create creates the lab's application credential and, with CLUSTER set, the cluster's.
+func (Appcred) Create(ctx context.Context) error { return notImplemented("appcred:create") }
+
+// Delete revokes CLUSTER's application credential (or the lab's) and removes its local entries.
+func (Appcred) Delete(ctx context.Context) error { return notImplemented("appcred:delete") }
+
+// List shows the lab's application credentials and whether their secret is known locally.
+func (Appcred) List(ctx context.Context) error { return notImplemented("appcred:list") }

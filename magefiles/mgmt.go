@@ -1,0 +1,18 @@
+//go:build mage
+
+package main
+
+import (
+	"context"
+
+	"github.com/magefile/mage/mg"
+)
+
+// Mgmt manages the kind management cluster and its Cluster API controllers.
+type Mgmt mg.Namespace
+
+// Create creates the kind management cluster, installs Cluster API and creates the first workload cluster.
+func (Mgmt) Create(ctx context.Context) error { return notImplemented("mgmt:create") }
+
+// Delete deletes the kind management cluster.
+func (Mgmt) Delete(ctx context.Context) error { return notImplemented("mgmt:delete") }
