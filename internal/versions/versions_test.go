@@ -1,0 +1,62 @@
+package versions
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestLoadEmbedded(t *testing.T) {
+	p, err := Load()
+	if err != nil {
+		t.Fatalf("embedded versions.yaml does not load: %v", err)
+	}
+	if _, err := p.ResolveKubernetes(p.Workload.KubernetesDefault); err != nil {
+		t.Fatalf("default workload version does not resolve: %v", err)
+	}
+	if p.KindNode.Image() != "kindest/node:"+p.KindNode.Tag {
+		t.Fatalf("kind node image name: %s", p.KindNode.Image())
+	}
+}
+
+func TestParseRejectsUnknownKeys(t *testing.T) {
+	_, err := Parse([]byte("management:\n  kubernets: v1.2.3\n"))
+	if err == nil || !strings.Contains(err.Error(), "kubernets") {
+		t.Fatalf("want error naming the unknown key, got %v", err)
+	}
+}
+
+func TestResolveKubernetes(t *testing.T) {
+	p := &Pinned{ImageCatalog: []CatalogImage{
+		{Kubernetes: "v1.34.3", URL: "u1"},
+		{Kubernetes: "v1.34.10", URL: "u2"},
+		{Kubernetes: "v1.33.7", URL: "u3"},
+	}}
+	tests := []struct {
+		in, wantURL, wantErr string
+	}{
+		{in: "v1.34.3", wantURL: "u1"},
+		{in: "1.34.3", wantURL: "u1"},
+		{in: "v1.34.x", wantURL: "u2"},
+		{in: "v1.33.x", wantURL: "u3"},
+		{in: "v1.32.x", wantErr: "no v1.32.* image"},
+		{in: "v1.34.4", wantErr: "no image in the catalog"},
+		{in: "banana", wantErr: "not a version"},
+		{in: "v1.34", wantErr: "not a version"},
+		{in: "v1.x", wantErr: "not a version"},
+		{in: "v1.34.3-rc.1", wantErr: "not a version"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			img, err := p.ResolveKubernetes(tt.in)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("want error %q, got %v", tt.wantErr, err)
+				}
+				return
+			}
+			if err != nil || img.URL != tt.wantURL {
+				t.Fatalf("got %+v, %v; want url %s", img, err, tt.wantURL)
+			}
+		})
+	}
+}
