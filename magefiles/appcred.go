@@ -6,16 +6,22 @@ import (
 	"context"
 
 	"github.com/magefile/mage/mg"
+
+	"github.com/capilab/capilab/internal/lab"
 )
 
 // Appcred manages OpenStack application credentials of the lab.
 type Appcred mg.Namespace
 
 // Create creates the lab's application credential and, with CLUSTER set, the cluster's.
-func (Appcred) Create(ctx context.Context) error { return notImplemented("appcred:create") }
+func (Appcred) Create(ctx context.Context) error {
+	return run(ctx, lab.NotImplemented("appcred:create"))
+}
 
 // Delete revokes CLUSTER's application credential (or the lab's) and removes its local entries.
-func (Appcred) Delete(ctx context.Context) error { return notImplemented("appcred:delete") }
+func (Appcred) Delete(ctx context.Context) error {
+	return run(ctx, lab.NotImplemented("appcred:delete"))
+}
 
 // List shows the lab's application credentials and whether their secret is known locally.
-func (Appcred) List(ctx context.Context) error { return notImplemented("appcred:list") }
+func (Appcred) List(ctx context.Context) error { return run(ctx, lab.NotImplemented("appcred:list")) }

@@ -6,22 +6,26 @@ import (
 	"context"
 
 	"github.com/magefile/mage/mg"
+
+	"github.com/capilab/capilab/internal/lab"
 )
 
 // Check runs sonobuoy conformance against a workload cluster.
 type Check mg.Namespace
 
 // Run runs sonobuoy against CLUSTER in mode SONOMODE.
-func (Check) Run(ctx context.Context) error { return notImplemented("check:run") }
+func (Check) Run(ctx context.Context) error { return run(ctx, lab.NotImplemented("check:run")) }
 
 // Quick runs the sonobuoy quick check against CLUSTER.
-func (Check) Quick(ctx context.Context) error { return notImplemented("check:quick") }
+func (Check) Quick(ctx context.Context) error { return run(ctx, lab.NotImplemented("check:quick")) }
 
 // Conformance runs certified-conformance against CLUSTER.
-func (Check) Conformance(ctx context.Context) error { return notImplemented("check:conformance") }
+func (Check) Conformance(ctx context.Context) error {
+	return run(ctx, lab.NotImplemented("check:conformance"))
+}
 
 // Storage runs the non-disruptive storage e2e tests against CLUSTER.
-func (Check) Storage(ctx context.Context) error { return notImplemented("check:storage") }
+func (Check) Storage(ctx context.Context) error { return run(ctx, lab.NotImplemented("check:storage")) }
 
 // Csi runs the non-disruptive CSI e2e tests against CLUSTER.
-func (Check) Csi(ctx context.Context) error { return notImplemented("check:csi") }
+func (Check) Csi(ctx context.Context) error { return run(ctx, lab.NotImplemented("check:csi")) }

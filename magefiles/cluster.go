@@ -6,16 +6,24 @@ import (
 	"context"
 
 	"github.com/magefile/mage/mg"
+
+	"github.com/capilab/capilab/internal/lab"
 )
 
 // Cluster creates and deletes workload clusters.
 type Cluster mg.Namespace
 
 // Create creates or updates workload cluster CLUSTER.
-func (Cluster) Create(ctx context.Context) error { return notImplemented("cluster:create") }
+func (Cluster) Create(ctx context.Context) error {
+	return run(ctx, lab.NotImplemented("cluster:create"))
+}
 
 // Delete deletes workload cluster CLUSTER and everything it owns.
-func (Cluster) Delete(ctx context.Context) error { return notImplemented("cluster:delete") }
+func (Cluster) Delete(ctx context.Context) error {
+	return run(ctx, lab.NotImplemented("cluster:delete"))
+}
 
 // Kubeconfig writes the kubeconfig of CLUSTER (0600) into the state directory.
-func (Cluster) Kubeconfig(ctx context.Context) error { return notImplemented("cluster:kubeconfig") }
+func (Cluster) Kubeconfig(ctx context.Context) error {
+	return run(ctx, lab.NotImplemented("cluster:kubeconfig"))
+}

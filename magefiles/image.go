@@ -6,10 +6,14 @@ import (
 	"context"
 
 	"github.com/magefile/mage/mg"
+
+	"github.com/capilab/capilab/internal/lab"
 )
 
 // Image registers CAPI node images in Glance.
 type Image mg.Namespace
 
 // Register registers the CAPI node image for KUBERNETES_VERSION in Glance (a no-op when it is there).
-func (Image) Register(ctx context.Context) error { return notImplemented("image:register") }
+func (Image) Register(ctx context.Context) error {
+	return run(ctx, lab.NotImplemented("image:register"))
+}

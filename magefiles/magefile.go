@@ -5,11 +5,19 @@
 package main
 
 import (
-	"fmt"
+	"context"
+
+	"github.com/capilab/capilab/internal/lab"
 )
+
+// run executes a target body with this process's settings: invalid settings
+// stop it before any cloud or cluster call, with exit code 2.
+func run(ctx context.Context, target lab.Target) error {
+	return lab.Main(ctx, lab.OptionsFromProcess(), target)
+}
 
 // notImplemented is what a target returns until its issue lands: a loud
 // failure with a non-zero exit, never a fake success.
 func notImplemented(target string) error {
-	return fmt.Errorf("%s: not implemented yet", target)
+	return lab.NotImplementedError(target)
 }

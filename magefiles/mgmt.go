@@ -6,13 +6,15 @@ import (
 	"context"
 
 	"github.com/magefile/mage/mg"
+
+	"github.com/capilab/capilab/internal/lab"
 )
 
 // Mgmt manages the kind management cluster and its Cluster API controllers.
 type Mgmt mg.Namespace
 
 // Create creates the kind management cluster, installs Cluster API and creates the first workload cluster.
-func (Mgmt) Create(ctx context.Context) error { return notImplemented("mgmt:create") }
+func (Mgmt) Create(ctx context.Context) error { return run(ctx, lab.NotImplemented("mgmt:create")) }
 
 // Delete deletes the kind management cluster.
-func (Mgmt) Delete(ctx context.Context) error { return notImplemented("mgmt:delete") }
+func (Mgmt) Delete(ctx context.Context) error { return run(ctx, lab.NotImplemented("mgmt:delete")) }

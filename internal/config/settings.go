@@ -1,0 +1,150 @@
+// Package config is capilab's one settings model: every knob a user can turn,
+// its default, where its value came from, and the rules that make a value
+// valid. Sources, lowest to highest: defaults → settings file (LAB_CONFIG,
+// default ./lab.yaml, optional) → per-cluster file clusters/<name>/cluster.yaml
+// → environment (UPPER_CASE names; `make VAR=value` passes them through).
+//
+// The knobs are the fields of Settings; their struct tags are the single
+// source of the YAML key, the environment name, the group and the doc line
+// that `make config` and the README table print.
+package config
+
+import "time"
+
+// Settings holds every knob. Field tags:
+//
+//	key:"yaml_key"    YAML key; the environment name is its UPPER_CASE form
+//	env:"NAME,ALIAS"  environment names when they differ from UPPER_CASE(key)
+//	group:"..."       lab | cluster | addons | run (README and `make config` sections)
+//	doc:"..."         one line for the README table and `make config`
+//	secret:"true"     value is never printed
+type Settings struct {
+	// --- lab: the management side (SCS terraform variables) ---
+	Cloud              string   `key:"cloud" env:"OS_CLOUD" group:"lab" doc:"clouds.yaml entry to use (standard OS_CLOUD lookup)"`
+	Prefix             string   `key:"prefix" group:"lab" doc:"name prefix of everything the lab creates; identifies the lab in a project"`
+	AvailabilityZone   string   `key:"availability_zone" group:"lab" doc:"Nova availability zone for servers and volumes (empty: cloud default)"`
+	MgmtImage          string   `key:"mgmt_image" group:"lab" doc:"image of the optional remote management VM (SCS: image)"`
+	SSHUsername        string   `key:"ssh_username" group:"lab" doc:"login user of the management VM image"`
+	KindFlavor         string   `key:"kind_flavor" group:"lab" doc:"flavor of the optional remote management VM"`
+	ExternalNetwork    string   `key:"external_network" group:"lab" doc:"external network name or ID for floating IPs (empty: auto-detect)"`
+	DNSNameservers     []string `key:"dns_nameservers" group:"lab" doc:"DNS servers for the lab's subnets"`
+	KindMTU            int      `key:"kind_mtu" group:"lab" doc:"MTU of the kind network (0: auto)"`
+	HTTPProxy          string   `key:"http_proxy" env:"LAB_HTTP_PROXY" group:"lab" doc:"HTTP proxy for the management node and clusters (credentials in it are redacted)"`
+	NoProxy            string   `key:"no_proxy" env:"LAB_NO_PROXY" group:"lab" doc:"hosts that bypass http_proxy"`
+	RestrictMgmtServer []string `key:"restrict_mgmt_server" group:"lab" doc:"CIDRs allowed to reach the management VM"`
+	MgmtCIDR           string   `key:"mgmt_cidr" group:"lab" doc:"subnet of the management VM's network"`
+	KindNodeImage      string   `key:"kind_node_image" group:"lab" doc:"kind node image for the management cluster (empty: the pinned upstream image)"`
+	StateDir           string   `key:"state_dir" group:"lab" doc:"local state: credentials (0600), kubeconfigs, per-cluster records"`
+	ArtifactsDir       string   `key:"artifacts_dir" group:"lab" doc:"reports and JSON records of every long target, for CI"`
+
+	// --- cluster: workload clusters (SCS clusterctl.yaml / terraform variables) ---
+	KubernetesVersion          string            `key:"kubernetes_version" group:"cluster" doc:"workload Kubernetes version (v1.N.x = newest pinned patch)"`
+	Namespace                  string            `key:"namespace" group:"cluster" doc:"Kubernetes namespace of the cluster's CAPI objects (empty: the cluster name)"`
+	KubeImageRaw               bool              `key:"kube_image_raw" group:"cluster" doc:"convert the node image qcow2 to raw before upload (better on Ceph)"`
+	ImageName                  string            `key:"image_name" group:"cluster" doc:"Glance name of the node image (empty: ubuntu-capi-image-<version>)"`
+	ImageURL                   string            `key:"image_url" group:"cluster" doc:"node image source instead of the catalog: https://, file:// or a local path"`
+	ImageSHA256                string            `key:"image_sha256" group:"cluster" doc:"sha256 of image_url (required with image_url)"`
+	ImageExtraProperties       map[string]string `key:"image_extra_properties" group:"cluster" doc:"extra Glance properties for the node image (SCS: image_registration_extra_flags)"`
+	ControllerFlavor           string            `key:"controller_flavor" group:"cluster" doc:"flavor of control-plane nodes"`
+	WorkerFlavor               string            `key:"worker_flavor" group:"cluster" doc:"flavor of worker nodes"`
+	ControllerCount            int               `key:"controller_count" group:"cluster" doc:"control-plane nodes: 0 (no test cluster), 1, 3, 5 or 7"`
+	WorkerCount                int               `key:"worker_count" group:"cluster" doc:"worker nodes (0-100)"`
+	ControllerMetadata         map[string]string `key:"controller_metadata" group:"cluster" doc:"Nova metadata of control-plane servers"`
+	WorkerMetadata             map[string]string `key:"worker_metadata" group:"cluster" doc:"Nova metadata of worker servers"`
+	NodeCIDR                   string            `key:"node_cidr" group:"cluster" doc:"subnet of the cluster's nodes"`
+	PodCIDR                    string            `key:"pod_cidr" group:"cluster" doc:"pod network"`
+	ServiceCIDR                string            `key:"service_cidr" group:"cluster" doc:"service network"`
+	MTU                        int               `key:"mtu" env:"MTU,MTU_VALUE" group:"cluster" doc:"MTU of the cluster network (0: cloud MTU - 50, rounded down to 8)"`
+	CNI                        string            `key:"cni" group:"cluster" doc:"CNI: cilium or calico (SCS: use_cilium)"`
+	CNIVersion                 string            `key:"cni_version" group:"cluster" doc:"CNI version (empty: the pinned one)"`
+	AntiAffinity               bool              `key:"anti_affinity" group:"cluster" doc:"spread nodes with server groups <prefix>-<cluster>-controller/-worker"`
+	SoftAntiAffinityController bool              `key:"soft_anti_affinity_controller" group:"cluster" doc:"soft instead of hard anti-affinity for control-plane nodes"`
+	EtcdUnsafeFS               bool              `key:"etcd_unsafe_fs" group:"cluster" doc:"etcd --unsafe-no-fsync (test clusters on slow disks, SCS #146)"`
+	UseOVNLBProvider           string            `key:"use_ovn_lb_provider" group:"cluster" doc:"Octavia OVN provider: false, auto or true"`
+	RestrictKubeAPI            []string          `key:"restrict_kubeapi" group:"cluster" doc:"CIDRs allowed to reach the API load balancer ([] all, [none] internal only)"`
+	CAPOInstanceCreateTimeout  int               `key:"capo_instance_create_timeout" group:"cluster" doc:"minutes CAPO waits for a server to become ACTIVE"`
+	AppcredExpiry              time.Duration     `key:"appcred_expiry" group:"cluster" doc:"lifetime of per-cluster application credentials (0: no expiry)"`
+
+	// --- addons: true, false or a version string (as SCS accepts) ---
+	DeployMetrics      string `key:"deploy_metrics" group:"addons" doc:"metrics-server"`
+	DeployNginxIngress string `key:"deploy_nginx_ingress" group:"addons" doc:"ingress-nginx"`
+	DeployGatewayAPI   string `key:"deploy_gateway_api" group:"addons" doc:"Gateway API CRDs"`
+	DeployCertManager  string `key:"deploy_cert_manager" group:"addons" doc:"cert-manager"`
+	DeployFlux         string `key:"deploy_flux" group:"addons" doc:"flux"`
+	DeployOCCM         string `key:"deploy_occm" group:"addons" doc:"OpenStack cloud controller manager"`
+	DeployCinderCSI    string `key:"deploy_cindercsi" group:"addons" doc:"Cinder CSI and the snapshot controller"`
+	DeployHarbor       string `key:"deploy_harbor" group:"addons" doc:"Harbor registry (not supported by capilab yet: must stay false)"`
+
+	// --- run: what one invocation acts on ---
+	Cluster       string        `key:"cluster" env:"CLUSTER,TESTCLUSTER" group:"run" doc:"workload cluster the cluster, check and appcred targets act on (SCS: testcluster_name)"`
+	Clusters      []string      `key:"clusters" group:"run" doc:"fullclean/leakcheck: only these clusters (empty: every cluster of the lab and the lab itself)"`
+	DryRun        bool          `key:"dry_run" group:"run" doc:"destructive targets print and record their plan and change nothing"`
+	OlderThan     time.Duration `key:"older_than" group:"run" doc:"fullclean: only resources created longer ago than this (e.g. 24h; 0: any age)"`
+	Sonomode      string        `key:"sonomode" group:"run" doc:"make check: quick, certified-conformance, storage or csi"`
+	Parallelism   int           `key:"parallelism" group:"run" doc:"concurrent cloud operations (cleanup worker pool)"`
+	ImageTimeout  time.Duration `key:"image_timeout" group:"run" doc:"bound on waiting for a node image to become active"`
+	DeleteTimeout time.Duration `key:"delete_timeout" group:"run" doc:"bound on waiting for one asynchronous deletion (load balancer, volume, server)"`
+	LogFormat     string        `key:"log_format" group:"run" doc:"text or json"`
+	LogLevel      string        `key:"log_level" group:"run" doc:"debug, info, warn or error"`
+}
+
+// Defaults returns the value of every knob before any source is read. The
+// workload Kubernetes version default comes from the pinned-versions file.
+func Defaults(kubernetesDefault string) Settings {
+	return Settings{
+		Prefix:             "capi",
+		MgmtImage:          "Ubuntu 22.04",
+		SSHUsername:        "ubuntu",
+		KindFlavor:         "SCS-2V-4",
+		DNSNameservers:     []string{"5.1.66.255", "185.150.99.255"},
+		RestrictMgmtServer: []string{"0.0.0.0/0"},
+		MgmtCIDR:           "10.0.0.0/24",
+		StateDir:           "state",
+		ArtifactsDir:       "artifacts",
+
+		KubernetesVersion:         kubernetesDefault,
+		KubeImageRaw:              true,
+		ImageExtraProperties:      map[string]string{},
+		ControllerFlavor:          "SCS-2V-4-20s",
+		WorkerFlavor:              "SCS-2V-4-20s",
+		ControllerCount:           1,
+		WorkerCount:               3,
+		ControllerMetadata:        map[string]string{},
+		WorkerMetadata:            map[string]string{},
+		NodeCIDR:                  "10.8.0.0/20",
+		PodCIDR:                   "192.168.0.0/16",
+		ServiceCIDR:               "10.96.0.0/12",
+		CNI:                       "cilium",
+		AntiAffinity:              true,
+		UseOVNLBProvider:          "false",
+		RestrictKubeAPI:           []string{},
+		CAPOInstanceCreateTimeout: 5,
+
+		DeployMetrics:      "true",
+		DeployNginxIngress: "true",
+		DeployGatewayAPI:   "false",
+		DeployCertManager:  "false",
+		DeployFlux:         "false",
+		DeployOCCM:         "true",
+		DeployCinderCSI:    "true",
+		DeployHarbor:       "false",
+
+		Cluster:       "testcluster",
+		Clusters:      []string{},
+		Sonomode:      "quick",
+		Parallelism:   8,
+		ImageTimeout:  30 * time.Minute,
+		DeleteTimeout: 10 * time.Minute,
+		LogFormat:     "text",
+		LogLevel:      "info",
+	}
+}
+
+// ClusterNamespace is the Kubernetes namespace of a workload cluster's CAPI
+// objects: the namespace setting, or the cluster name (as SCS does).
+func (s *Settings) ClusterNamespace() string {
+	if s.Namespace != "" {
+		return s.Namespace
+	}
+	return s.Cluster
+}

@@ -1,0 +1,150 @@
+// Package lab is the application layer between the Mage targets and the
+// capability packages: it loads and validates the settings (before anything
+// touches a cloud or a cluster), builds the logger, connects to the cloud
+// once, and turns errors into redacted messages and exit codes CI can trust.
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+
+	"github.com/capilab/capilab/internal/cloud"
+	"github.com/capilab/capilab/internal/config"
+	"github.com/capilab/capilab/internal/logging"
+)
+
+// Exit codes of capilab targets.
+const (
+	ExitFailure  = 1 // the target failed
+	ExitBadInput = 2 // settings or arguments are invalid; nothing was done
+	ExitLeaks    = 3 // leakcheck / fullclean verification found owned resources
+)
+
+// Options is what one invocation gets from its process.
+type Options struct {
+	Dir     string   // working directory ("" = current)
+	Environ []string // process environment
+	Stdout  io.Writer
+	Stderr  io.Writer
+	// CloudsFile overrides the clouds.yaml search (tests); "" = standard lookup.
+	CloudsFile string
+}
+
+// OptionsFromProcess reads the options of the running process.
+func OptionsFromProcess() Options {
+	dir, _ := os.Getwd()
+	return Options{Dir: dir, Environ: os.Environ(), Stdout: os.Stdout, Stderr: os.Stderr}
+}
+
+// Run is one invocation: validated settings, logger, secrets, cloud.
+type Run struct {
+	Loaded   *config.Loaded
+	Settings *config.Settings
+	Log      *slog.Logger
+	Secrets  *logging.Secrets
+	Stdout   io.Writer
+	Dir      string
+
+	opts      Options
+	cloudOnce sync.Once
+	cloud     *cloud.Cloud
+	cloudErr  error
+}
+
+// Target is the body of one target.
+type Target func(ctx context.Context, r *Run) error
+
+// Main runs a target: settings first (bad input stops here with
+// ExitBadInput and no cloud or cluster call), then the target. The returned
+// error is redacted and carries the exit code for mage.
+func Main(ctx context.Context, opts Options, target Target) error {
+	secrets := logging.NewSecrets()
+	r, err := New(opts, secrets)
+	if err != nil {
+		return secrets.RedactError(err)
+	}
+	err = target(ctx, r)
+	if err != nil && ctx.Err() != nil {
+		err = fmt.Errorf("interrupted: %w (a re-run continues where this one stopped)", err)
+	}
+	return secrets.RedactError(err)
+}
+
+// New loads the settings and builds the run's logger.
+func New(opts Options, secrets *logging.Secrets) (*Run, error) {
+	if opts.Stdout == nil {
+		opts.Stdout = io.Discard
+	}
+	if opts.Stderr == nil {
+		opts.Stderr = io.Discard
+	}
+	loaded, err := config.Load(config.Options{Dir: opts.Dir, Environ: opts.Environ})
+	if err != nil {
+		var invalid *config.InvalidError
+		if errors.As(err, &invalid) {
+			return nil, &ExitError{Code: ExitBadInput, Err: err}
+		}
+		return nil, err
+	}
+	log, err := logging.New(opts.Stderr, logging.Options{Format: loaded.Settings.LogFormat, Level: loaded.Settings.LogLevel, Secrets: secrets})
+	if err != nil {
+		return nil, &ExitError{Code: ExitBadInput, Err: err}
+	}
+	return &Run{Loaded: loaded, Settings: &loaded.Settings, Log: log, Secrets: secrets, Stdout: opts.Stdout, Dir: opts.Dir, opts: opts}, nil
+}
+
+// cloudOptions are the connection options of this run.
+func (r *Run) cloudOptions() cloud.Options {
+	return cloud.Options{Cloud: r.Settings.Cloud, Log: r.Log, Secrets: r.Secrets, CloudsFile: r.cloudsFile()}
+}
+
+func (r *Run) cloudsFile() string {
+	if r.opts.CloudsFile != "" {
+		return r.opts.CloudsFile
+	}
+	for _, kv := range r.opts.Environ {
+		if v, ok := cutPrefix(kv, "OS_CLIENT_CONFIG_FILE="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+func cutPrefix(s, prefix string) (string, bool) {
+	if len(s) >= len(prefix) && s[:len(prefix)] == prefix {
+		return s[len(prefix):], true
+	}
+	return "", false
+}
+
+// Cloud connects once per run.
+func (r *Run) Cloud(ctx context.Context) (*cloud.Cloud, error) {
+	r.cloudOnce.Do(func() {
+		r.cloud, r.cloudErr = cloud.Connect(ctx, r.cloudOptions())
+	})
+	return r.cloud, r.cloudErr
+}
+
+// ExitError carries an exit code to mage (which honours ExitStatus).
+type ExitError struct {
+	Code int
+	Err  error
+}
+
+func (e *ExitError) Error() string   { return e.Err.Error() }
+func (e *ExitError) Unwrap() error   { return e.Err }
+func (e *ExitError) ExitStatus() int { return e.Code }
+
+// NotImplemented is what a target returns until its work lands: a loud
+// failure, never a fake success.
+func NotImplemented(name string) Target {
+	return func(context.Context, *Run) error { return NotImplementedError(name) }
+}
+
+// NotImplementedError is the error of a target whose work has not landed.
+func NotImplementedError(name string) error { return fmt.Errorf("%s: not implemented yet", name) }

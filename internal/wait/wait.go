@@ -1,0 +1,97 @@
+// Package wait has capilab's one way to wait: a named, bounded poll that
+// logs what it waits for while it waits and says so when it gives up.
+// Nothing in capilab waits without a bound.
+package wait
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/capilab/capilab/internal/logging"
+)
+
+// Spec describes one wait.
+type Spec struct {
+	// What completes "waiting for ...", e.g. "image ubuntu-capi-image-v1.34.3 (3f2a…) to become active".
+	What     string
+	Timeout  time.Duration // required
+	Interval time.Duration // poll interval; default 2s
+	// ReportEvery is how often a progress line is logged; default 15s, 0 keeps the default.
+	ReportEvery time.Duration
+}
+
+// Condition polls once. It returns done when the wait is over, a short status
+// for progress lines and timeout errors, and an error to stop waiting at once.
+type Condition func(ctx context.Context) (done bool, status string, err error)
+
+// TimeoutError says what was awaited, for how long, and the last status seen.
+type TimeoutError struct {
+	What       string
+	Timeout    time.Duration
+	LastStatus string
+}
+
+func (e *TimeoutError) Error() string {
+	msg := fmt.Sprintf("timed out after %s waiting for %s", e.Timeout, e.What)
+	if e.LastStatus != "" {
+		msg += " (last status: " + e.LastStatus + ")"
+	}
+	return msg
+}
+
+// For polls cond until it is done, fails, the timeout passes or ctx ends.
+func For(ctx context.Context, log *slog.Logger, spec Spec, cond Condition) error {
+	if spec.Timeout <= 0 {
+		return fmt.Errorf("waiting for %s: no timeout given (every wait must be bounded)", spec.What)
+	}
+	if spec.Interval <= 0 {
+		spec.Interval = 2 * time.Second
+	}
+	if spec.ReportEvery <= 0 {
+		spec.ReportEvery = 15 * time.Second
+	}
+	start := time.Now()
+	deadline := start.Add(spec.Timeout)
+	lastReport := start
+	var status string
+	for {
+		done, st, err := cond(ctx)
+		if st != "" {
+			status = st
+		}
+		if err != nil {
+			return fmt.Errorf("waiting for %s: %w", spec.What, err)
+		}
+		if done {
+			return nil
+		}
+		now := time.Now()
+		if now.After(deadline) {
+			return &TimeoutError{What: spec.What, Timeout: spec.Timeout, LastStatus: status}
+		}
+		if now.Sub(lastReport) >= spec.ReportEvery {
+			log.Info("waiting for "+spec.What, "status", status, "elapsed", logging.Round(now.Sub(start)), "timeout", spec.Timeout)
+			lastReport = now
+		}
+		sleep := min(spec.Interval, time.Until(deadline))
+		if sleep < 0 {
+			sleep = 0
+		}
+		t := time.NewTimer(sleep)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("waiting for %s: %w", spec.What, context.Cause(ctx))
+		case <-t.C:
+		}
+	}
+}
+
+// IsTimeout reports whether err is a wait that ran out of time.
+func IsTimeout(err error) bool {
+	var te *TimeoutError
+	return errors.As(err, &te)
+}
