@@ -6,8 +6,6 @@ import (
 	"context"
 
 	"github.com/magefile/mage/mg"
-
-	"github.com/capilab/capilab/internal/lab"
 )
 
 // Appcred manages OpenStack application credentials of the lab.
@@ -15,13 +13,13 @@ type Appcred mg.Namespace
 
 // Create creates the lab's application credential and, with CLUSTER set, the cluster's.
 func (Appcred) Create(ctx context.Context) error {
-	return run(ctx, lab.NotImplemented("appcred:create"))
+	return run(ctx, "appcred:create")
 }
 
 // Delete revokes CLUSTER's application credential (or the lab's) and removes its local entries.
 func (Appcred) Delete(ctx context.Context) error {
-	return run(ctx, lab.NotImplemented("appcred:delete"))
+	return run(ctx, "appcred:delete")
 }
 
 // List shows the lab's application credentials and whether their secret is known locally.
-func (Appcred) List(ctx context.Context) error { return run(ctx, lab.NotImplemented("appcred:list")) }
+func (Appcred) List(ctx context.Context) error { return run(ctx, "appcred:list") }

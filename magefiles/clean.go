@@ -6,18 +6,16 @@ import (
 	"context"
 
 	"github.com/magefile/mage/mg"
-
-	"github.com/capilab/capilab/internal/lab"
 )
 
 // Clean removes what the lab created.
 type Clean mg.Namespace
 
 // All deletes every workload cluster through the management cluster, then the management cluster.
-func (Clean) All(ctx context.Context) error { return run(ctx, lab.NotImplemented("clean:all")) }
+func (Clean) All(ctx context.Context) error { return run(ctx, "clean:all") }
 
 // Full deletes every leaked OpenStack resource of the lab, in dependency order, and verifies.
-func (Clean) Full(ctx context.Context) error { return run(ctx, lab.NotImplemented("clean:full")) }
+func (Clean) Full(ctx context.Context) error { return run(ctx, "clean:full") }
 
 // Check lists owned OpenStack resources that still exist and fails if there are any.
-func (Clean) Check(ctx context.Context) error { return run(ctx, lab.NotImplemented("clean:check")) }
+func (Clean) Check(ctx context.Context) error { return run(ctx, "clean:check") }

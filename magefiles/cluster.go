@@ -6,8 +6,6 @@ import (
 	"context"
 
 	"github.com/magefile/mage/mg"
-
-	"github.com/capilab/capilab/internal/lab"
 )
 
 // Cluster creates and deletes workload clusters.
@@ -15,15 +13,15 @@ type Cluster mg.Namespace
 
 // Create creates or updates workload cluster CLUSTER.
 func (Cluster) Create(ctx context.Context) error {
-	return run(ctx, lab.NotImplemented("cluster:create"))
+	return run(ctx, "cluster:create")
 }
 
 // Delete deletes workload cluster CLUSTER and everything it owns.
 func (Cluster) Delete(ctx context.Context) error {
-	return run(ctx, lab.NotImplemented("cluster:delete"))
+	return run(ctx, "cluster:delete")
 }
 
 // Kubeconfig writes the kubeconfig of CLUSTER (0600) into the state directory.
 func (Cluster) Kubeconfig(ctx context.Context) error {
-	return run(ctx, lab.NotImplemented("cluster:kubeconfig"))
+	return run(ctx, "cluster:kubeconfig")
 }

@@ -6,8 +6,6 @@ import (
 	"context"
 
 	"github.com/magefile/mage/mg"
-
-	"github.com/capilab/capilab/internal/lab"
 )
 
 // Image registers CAPI node images in Glance.
@@ -15,5 +13,5 @@ type Image mg.Namespace
 
 // Register registers the CAPI node image for KUBERNETES_VERSION in Glance (a no-op when it is there).
 func (Image) Register(ctx context.Context) error {
-	return run(ctx, lab.NotImplemented("image:register"))
+	return run(ctx, "image:register")
 }

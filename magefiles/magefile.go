@@ -6,13 +6,19 @@ package main
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/capilab/capilab/internal/lab"
 )
 
-// run executes a target body with this process's settings: invalid settings
-// stop it before any cloud or cluster call, with exit code 2.
-func run(ctx context.Context, target lab.Target) error {
+// run executes the named target body (internal/lab.Targets) with this
+// process's settings: invalid settings stop it before any cloud or cluster
+// call, with exit code 2.
+func run(ctx context.Context, name string) error {
+	target, ok := lab.Targets()[name]
+	if !ok {
+		return fmt.Errorf("%s: no such target in internal/lab", name)
+	}
 	return lab.Main(ctx, lab.OptionsFromProcess(), target)
 }
 

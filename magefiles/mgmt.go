@@ -6,15 +6,13 @@ import (
 	"context"
 
 	"github.com/magefile/mage/mg"
-
-	"github.com/capilab/capilab/internal/lab"
 )
 
 // Mgmt manages the kind management cluster and its Cluster API controllers.
 type Mgmt mg.Namespace
 
 // Create creates the kind management cluster, installs Cluster API and creates the first workload cluster.
-func (Mgmt) Create(ctx context.Context) error { return run(ctx, lab.NotImplemented("mgmt:create")) }
+func (Mgmt) Create(ctx context.Context) error { return run(ctx, "mgmt:create") }
 
 // Delete deletes the kind management cluster.
-func (Mgmt) Delete(ctx context.Context) error { return run(ctx, lab.NotImplemented("mgmt:delete")) }
+func (Mgmt) Delete(ctx context.Context) error { return run(ctx, "mgmt:delete") }

@@ -158,7 +158,7 @@ func TestBadInput(t *testing.T) {
 		{name: "cluster too long once prefixed", env: []string{"CLUSTER=" + strings.Repeat("a", 41)}, want: []string{`is 41 characters; a cluster name may have at most 40`}},
 		{name: "prefix too long", env: []string{"PREFIX=" + strings.Repeat("p", 21)}, want: []string{`prefix: "ppppppppppppppppppppp" is 21 characters`}},
 		{name: "bad clusters list", env: []string{"CLUSTERS=a,B,a"}, want: []string{`clusters: "B" is not a valid cluster name`, `clusters: "a" is listed twice`}},
-		{name: "unparsable version", env: []string{"KUBERNETES_VERSION=1.34"}, want: []string{`kubernetes_version: not a version like v1.34.3 or v1.34.x`}},
+		{name: "unparsable version", env: []string{"KUBERNETES_VERSION=1.34"}, want: []string{`kubernetes_version: not a version like v1.2.3 or v1.2.x`}},
 		{name: "version not in catalog", env: []string{"KUBERNETES_VERSION=v1.20.1"}, want: []string{`kubernetes_version: no image in the catalog`}},
 		{name: "addon toggle", env: []string{"DEPLOY_METRICS=maybe"}, want: []string{`deploy_metrics: "maybe" is not true, false or a version`}},
 		{name: "cni", env: []string{"CNI=flannel"}, want: []string{`cni: "flannel" is not one of cilium, calico`}},

@@ -105,10 +105,10 @@ func (l *Loaded) validate() Problems {
 			add("kubernetes_version", "%s", strings.TrimPrefix(err.Error(), fmt.Sprintf("kubernetes version %q: ", s.KubernetesVersion)))
 		}
 	} else if v := "v" + strings.TrimPrefix(s.KubernetesVersion, "v"); !semver.IsValid(v) || semver.Canonical(v) != v {
-		add("kubernetes_version", "%q is not a version like v1.34.3 (with image_url the version cannot be resolved from the catalog)", s.KubernetesVersion)
+		add("kubernetes_version", "%q is not a version like v1.2.3 (with image_url the version cannot be resolved from the catalog)", s.KubernetesVersion)
 	}
 	if s.CNIVersion != "" && !semver.IsValid(s.CNIVersion) {
-		add("cni_version", "%q is not a version like v1.18.4", s.CNIVersion)
+		add("cni_version", "%q is not a version like v1.2.3", s.CNIVersion)
 	}
 	for _, k := range Knobs() {
 		if k.Group != "addons" {

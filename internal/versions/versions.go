@@ -63,6 +63,7 @@ type KindNode struct {
 	Etcd        string `yaml:"etcd"`
 	CoreDNS     string `yaml:"coredns"`
 	Pause       string `yaml:"pause"`
+	Containerd  string `yaml:"containerd"`
 	DebianSuite string `yaml:"debianSuite"`
 	Tag         string `yaml:"tag"`
 }
@@ -104,6 +105,9 @@ func (p *Pinned) validate() error {
 		"management.clusterAPI": p.Management.ClusterAPI,
 		"management.capo":       p.Management.CAPO,
 		"kindNode.kubernetes":   p.KindNode.Kubernetes,
+		"kindNode.etcd":         p.KindNode.Etcd,
+		"kindNode.coredns":      p.KindNode.CoreDNS,
+		"kindNode.containerd":   p.KindNode.Containerd,
 		"sonobuoy.version":      p.Sonobuoy.Version,
 	} {
 		if !semver.IsValid(v) {
@@ -124,7 +128,7 @@ func (p *Pinned) validate() error {
 	return errors.Join(errs...)
 }
 
-// ResolveKubernetes turns a requested workload version (v1.34.3, 1.34.3 or
+// ResolveKubernetes turns a requested workload version (v1.2.3, 1.2.3 or
 // v1.34.x) into a catalog entry. ".x" picks the newest patch of that minor.
 func (p *Pinned) ResolveKubernetes(requested string) (CatalogImage, error) {
 	v := requested
@@ -133,7 +137,7 @@ func (p *Pinned) ResolveKubernetes(requested string) (CatalogImage, error) {
 	}
 	if minor, ok := strings.CutSuffix(v, ".x"); ok {
 		if !semver.IsValid(minor) || semver.MajorMinor(minor) != minor {
-			return CatalogImage{}, fmt.Errorf("kubernetes version %q: not a version like v1.34.3 or v1.34.x", requested)
+			return CatalogImage{}, fmt.Errorf("kubernetes version %q: not a version like v1.2.3 or v1.2.x", requested)
 		}
 		var matches []CatalogImage
 		for _, img := range p.ImageCatalog {
@@ -148,7 +152,7 @@ func (p *Pinned) ResolveKubernetes(requested string) (CatalogImage, error) {
 		return matches[0], nil
 	}
 	if !semver.IsValid(v) || semver.Canonical(v) != v || semver.Prerelease(v) != "" {
-		return CatalogImage{}, fmt.Errorf("kubernetes version %q: not a version like v1.34.3 or v1.34.x", requested)
+		return CatalogImage{}, fmt.Errorf("kubernetes version %q: not a version like v1.2.3 or v1.2.x", requested)
 	}
 	for _, img := range p.ImageCatalog {
 		if img.Kubernetes == v {

@@ -15,7 +15,7 @@ import (
 
 // Spec describes one wait.
 type Spec struct {
-	// What completes "waiting for ...", e.g. "image ubuntu-capi-image-v1.34.3 (3f2a…) to become active".
+	// What completes "waiting for ...", e.g. "image ubuntu-capi-image-v1.2.3 (3f2a…) to become active".
 	What     string
 	Timeout  time.Duration // required
 	Interval time.Duration // poll interval; default 2s

@@ -1,0 +1,275 @@
+package repocheck
+
+import (
+	"flag"
+	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/capilab/capilab/internal/config"
+	"github.com/capilab/capilab/internal/lab"
+	"github.com/capilab/capilab/internal/versions"
+	"github.com/capilab/capilab/manifests"
+)
+
+var update = flag.Bool("update", false, "rewrite the generated README sections")
+
+const root = "../.."
+
+// scsTargets are the make targets SCS users know, plus capilab's own.
+var scsTargets = []string{
+	"create", "create_cluster", "delete_cluster", "get-kubeconfig", "check", "check-quick",
+	"check-conformance", "check-storage", "check-csi", "clean", "fullclean", "leakcheck",
+	"image", "appcred", "config", "help", "test", "test-integration",
+}
+
+// versionStrings collects every version-looking scalar of versions.yaml.
+func versionStrings(t *testing.T) []string {
+	t.Helper()
+	var doc yaml.Node
+	if err := yaml.Unmarshal(manifests.Versions, &doc); err != nil {
+		t.Fatal(err)
+	}
+	versionRE := regexp.MustCompile(`^v?\d+\.\d+(\.\d+)?(-[0-9a-z.]+)?$`)
+	seen := map[string]bool{}
+	var walk func(n *yaml.Node)
+	walk = func(n *yaml.Node) {
+		if n.Kind == yaml.ScalarNode {
+			v := n.Value
+			if i := strings.LastIndex(v, ":"); i >= 0 && strings.Contains(v, "/") { // image refs: check the tag
+				v = v[i+1:]
+			}
+			if versionRE.MatchString(v) && strings.Count(v, ".") >= 2 {
+				seen[v] = true
+				seen[strings.TrimPrefix(v, "v")] = true
+			}
+		}
+		for _, c := range n.Content {
+			walk(c)
+		}
+	}
+	walk(&doc)
+	var out []string
+	for v := range seen {
+		out = append(out, v)
+	}
+	sort.Strings(out)
+	if len(out) < 10 {
+		t.Fatalf("found only %d versions in versions.yaml: the scan would prove nothing", len(out))
+	}
+	return out
+}
+
+// TestNoHardcodedVersions fails when a version pinned in versions.yaml is
+// spelled in code, scripts, templates or build files: they must read it.
+func TestNoHardcodedVersions(t *testing.T) {
+	vs := versionStrings(t)
+	patterns := make([]*regexp.Regexp, len(vs))
+	for i, v := range vs {
+		// Not part of a longer version (1.37.2 inside v1.37.20 or 11.37.2).
+		patterns[i] = regexp.MustCompile(`(^|[^0-9A-Za-z.])` + regexp.QuoteMeta(v) + `($|[^0-9])`)
+	}
+	skipDir := map[string]bool{".git": true, "bin": true, "state": true, "artifacts": true, "docs": true, "testdata": true, "node_modules": true}
+	skipFile := map[string]bool{"go.mod": true, "go.sum": true, "manifests/versions.yaml": true}
+	scanned := 0
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, path)
+		if d.IsDir() {
+			if skipDir[d.Name()] || (strings.HasPrefix(d.Name(), ".") && rel != "." && d.Name() != ".ci") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if skipFile[rel] || strings.HasSuffix(rel, ".md") || strings.HasSuffix(rel, "_test.go") {
+			return nil
+		}
+		data, err := os.ReadFile(path)
+		if err != nil || !isText(data) {
+			return nil
+		}
+		scanned++
+		for lineNo, line := range strings.Split(string(data), "\n") {
+			for i, re := range patterns {
+				if re.MatchString(line) {
+					t.Errorf("%s:%d: version %s is pinned in manifests/versions.yaml; read it from there", rel, lineNo+1, vs[i])
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if scanned < 20 {
+		t.Fatalf("scanned only %d files", scanned)
+	}
+}
+
+func isText(b []byte) bool {
+	n := min(len(b), 8000)
+	for _, c := range b[:n] {
+		if c == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// makeTargets parses "## name: doc" lines and each target's $(MAGE) call.
+func makeTargets(t *testing.T) (docs map[string]string, mage map[string]string, order []string) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(root, "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs, mage = map[string]string{}, map[string]string{}
+	docRE := regexp.MustCompile(`^## ([a-z_-]+): (.+)$`)
+	ruleRE := regexp.MustCompile(`^([a-z_-]+):`)
+	mageRE := regexp.MustCompile(`\$\(MAGE\) ([a-z]+:[a-z]+)`)
+	current := ""
+	for _, line := range strings.Split(string(data), "\n") {
+		if m := docRE.FindStringSubmatch(line); m != nil {
+			docs[m[1]] = m[2]
+			order = append(order, m[1])
+			continue
+		}
+		if m := ruleRE.FindStringSubmatch(line); m != nil {
+			current = m[1]
+			continue
+		}
+		if m := mageRE.FindStringSubmatch(line); m != nil && current != "" {
+			mage[current] = m[1]
+		}
+	}
+	return docs, mage, order
+}
+
+// mageTargets parses magefiles/*.go: namespace methods and their docs.
+func mageTargets(t *testing.T) map[string]string {
+	t.Helper()
+	fset := token.NewFileSet()
+	out := map[string]string{}
+	files, _ := filepath.Glob(filepath.Join(root, "magefiles", "*.go"))
+	for _, f := range files {
+		af, err := parser.ParseFile(fset, f, nil, parser.ParseComments)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, decl := range af.Decls {
+			fn, ok := decl.(*ast.FuncDecl)
+			if !ok || fn.Recv == nil || !fn.Name.IsExported() {
+				continue
+			}
+			ns := fmt.Sprint(fn.Recv.List[0].Type)
+			name := strings.ToLower(ns) + ":" + strings.ToLower(fn.Name.Name)
+			doc := ""
+			if fn.Doc != nil {
+				doc = fn.Doc.Text()
+			}
+			if !strings.HasPrefix(doc, fn.Name.Name+" ") {
+				t.Errorf("%s: doc comment must start with %q (mage -l strips that word)", name, fn.Name.Name+" ")
+			}
+			out[name] = doc
+		}
+	}
+	return out
+}
+
+func TestMakeTargetsDocumentedAndBacked(t *testing.T) {
+	docs, mage, _ := makeTargets(t)
+	mageDocs := mageTargets(t)
+	for _, name := range scsTargets {
+		if docs[name] == "" {
+			t.Errorf("make target %s lacks a \"## %s: doc\" line", name, name)
+		}
+	}
+	for target, mt := range mage {
+		if _, ok := mageDocs[mt]; !ok {
+			t.Errorf("make %s calls mage %s, which magefiles/ does not define", target, mt)
+		}
+	}
+	// Every lab target has a mage method, and every mage method of a lab
+	// namespace is a lab target (devcloud/kind/bench drive scripts instead).
+	labTargets := lab.Targets()
+	for name := range labTargets {
+		if _, ok := mageDocs[name]; !ok {
+			t.Errorf("lab target %s has no mage method", name)
+		}
+	}
+	for name := range mageDocs {
+		ns := strings.SplitN(name, ":", 2)[0]
+		if _, ok := labTargets[name]; !ok && ns != "devcloud" && ns != "kind" && ns != "bench" {
+			t.Errorf("mage target %s is not in lab.Targets()", name)
+		}
+	}
+}
+
+// replaceSection swaps the text between <!-- name:begin --> and <!-- name:end -->.
+func replaceSection(readme, name, content string) (string, bool) {
+	begin, end := "<!-- "+name+":begin -->", "<!-- "+name+":end -->"
+	i, j := strings.Index(readme, begin), strings.Index(readme, end)
+	if i < 0 || j < i {
+		return readme, false
+	}
+	return readme[:i+len(begin)] + "\n" + content + "\n" + readme[j:], true
+}
+
+// TestREADMEGenerated fails when README's settings or target tables differ
+// from what the settings model and the Makefile say.
+func TestREADMEGenerated(t *testing.T) {
+	path := filepath.Join(root, "README.md")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pinned, err := versions.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs, mage, order := makeTargets(t)
+	var targets strings.Builder
+	targets.WriteString("| make target | mage target | what it does |\n|---|---|---|\n")
+	for _, name := range order {
+		mt := mage[name]
+		if mt == "" {
+			mt = "—"
+		} else {
+			mt = "`" + mt + "`"
+		}
+		fmt.Fprintf(&targets, "| `make %s` | %s | %s |\n", name, mt, docs[name])
+	}
+	readme := string(data)
+	want := readme
+	for name, content := range map[string]string{
+		"settings": strings.TrimSpace(config.MarkdownTable(pinned.Workload.KubernetesDefault)),
+		"targets":  strings.TrimSpace(targets.String()),
+	} {
+		var ok bool
+		if want, ok = replaceSection(want, name, content); !ok {
+			t.Fatalf("README.md lacks the <!-- %s:begin --> / <!-- %s:end --> markers", name, name)
+		}
+	}
+	if want == readme {
+		return
+	}
+	if *update {
+		if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	t.Fatal("README.md tables are stale: run `go test ./internal/repocheck -update`")
+}

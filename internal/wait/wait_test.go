@@ -1,0 +1,63 @@
+package wait
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestForDone(t *testing.T) {
+	n := 0
+	err := For(context.Background(), slog.New(slog.DiscardHandler), Spec{What: "x", Timeout: time.Minute, Interval: time.Millisecond},
+		func(context.Context) (bool, string, error) { n++; return n == 3, "", nil })
+	if err != nil || n != 3 {
+		t.Fatalf("err=%v polls=%d", err, n)
+	}
+}
+
+func TestForTimeoutNamesWhatAndLastStatus(t *testing.T) {
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	err := For(context.Background(), log, Spec{What: "image foo to become active", Timeout: 30 * time.Millisecond, Interval: time.Millisecond, ReportEvery: 5 * time.Millisecond},
+		func(context.Context) (bool, string, error) { return false, "saving", nil })
+	if !IsTimeout(err) {
+		t.Fatalf("want timeout, got %v", err)
+	}
+	if !strings.Contains(err.Error(), "image foo to become active") || !strings.Contains(err.Error(), "last status: saving") {
+		t.Fatalf("error lacks what/status: %v", err)
+	}
+	if !strings.Contains(logs.String(), "waiting for image foo to become active") {
+		t.Fatalf("no progress line logged: %s", logs.String())
+	}
+}
+
+func TestForConditionError(t *testing.T) {
+	boom := errors.New("boom")
+	err := For(context.Background(), slog.New(slog.DiscardHandler), Spec{What: "y", Timeout: time.Minute},
+		func(context.Context) (bool, string, error) { return false, "", boom })
+	if !errors.Is(err, boom) || !strings.Contains(err.Error(), "waiting for y") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestForCancel(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	err := For(ctx, slog.New(slog.DiscardHandler), Spec{What: "z", Timeout: time.Hour, Interval: time.Hour},
+		func(context.Context) (bool, string, error) { cancel(); return false, "", nil })
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestForRequiresBound(t *testing.T) {
+	called := false
+	err := For(context.Background(), slog.New(slog.DiscardHandler), Spec{What: "unbounded"},
+		func(context.Context) (bool, string, error) { called = true; return true, "", nil })
+	if err == nil || called {
+		t.Fatalf("an unbounded wait must be refused before polling: %v", err)
+	}
+}
