@@ -1,0 +1,55 @@
+package kindcluster
+
+import (
+	"testing"
+
+	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
+)
+
+func TestConfigNodesAndImage(t *testing.T) {
+	cfg := Config(Options{Name: "c1", Image: "kindest/node:test", Workers: 2}, false)
+	if cfg.Name != "c1" || cfg.APIVersion != "kind.x-k8s.io/v1alpha4" || cfg.Kind != "Cluster" {
+		t.Fatalf("unexpected header: %+v", cfg.TypeMeta)
+	}
+	if len(cfg.Nodes) != 3 || cfg.Nodes[0].Role != v1alpha4.ControlPlaneRole || cfg.Nodes[1].Role != v1alpha4.WorkerRole {
+		t.Fatalf("nodes = %+v, want 1 control-plane + 2 workers", cfg.Nodes)
+	}
+	for _, n := range cfg.Nodes {
+		if n.Image != "kindest/node:test" {
+			t.Errorf("node image %q", n.Image)
+		}
+	}
+	if len(cfg.KubeadmConfigPatches) != 0 {
+		t.Errorf("cgroup v2 host got patches %v", cfg.KubeadmConfigPatches)
+	}
+	if cfg.Networking.DisableDefaultCNI {
+		t.Error("default CNI disabled: the node image's cni-agent would never be applied")
+	}
+}
+
+func TestConfigCgroupV1(t *testing.T) {
+	cfg := Config(Options{Name: "c1", Image: "i"}, true)
+	if len(cfg.KubeadmConfigPatches) != 1 || cfg.KubeadmConfigPatches[0] != kubeletCgroupV1Patch {
+		t.Fatalf("patches = %q, want the failCgroupV1 patch once", cfg.KubeadmConfigPatches)
+	}
+}
+
+func TestConfigKeepsBaseAndDoesNotMutateIt(t *testing.T) {
+	base := &v1alpha4.Cluster{
+		Nodes: []v1alpha4.Node{{
+			Role:              v1alpha4.ControlPlaneRole,
+			ExtraPortMappings: []v1alpha4.PortMapping{{ContainerPort: 30080, HostPort: 8080}},
+		}},
+		KubeadmConfigPatches: []string{kubeletCgroupV1Patch},
+	}
+	cfg := Config(Options{Name: "mgmt", Image: "img", Workers: 3, Base: base}, true)
+	if len(cfg.Nodes) != 1 || len(cfg.Nodes[0].ExtraPortMappings) != 1 || cfg.Nodes[0].Image != "img" {
+		t.Fatalf("base nodes not kept: %+v", cfg.Nodes)
+	}
+	if len(cfg.KubeadmConfigPatches) != 1 {
+		t.Fatalf("patch duplicated: %q", cfg.KubeadmConfigPatches)
+	}
+	if base.Nodes[0].Image != "" || base.Name != "" {
+		t.Fatal("Config mutated its Base")
+	}
+}
