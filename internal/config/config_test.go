@@ -170,6 +170,9 @@ func TestBadInput(t *testing.T) {
 		{name: "bool", env: []string{"DRY_RUN=perhaps"}, want: []string{`dry_run: "perhaps" is not true or false`}},
 		{name: "http image without checksum", env: []string{"IMAGE_URL=https://example.org/x.qcow2", "KUBERNETES_VERSION=v1.34.3"}, want: []string{`image_sha256: is required with an http(s) image_url`}},
 		{name: "harbor", env: []string{"DEPLOY_HARBOR=true"}, want: []string{`deploy_harbor: Harbor is not supported`}},
+		{name: "reserved image attribute", env: []string{"IMAGE_EXTRA_PROPERTIES=min_disk=5"}, want: []string{`image_extra_properties: "min_disk" is a Glance image attribute`}},
+		{name: "capilab image property", env: []string{"IMAGE_EXTRA_PROPERTIES=capilab_source_sha256=x"}, want: []string{`image_extra_properties: "capilab_source_sha256": properties starting with capilab_`}},
+		{name: "appcred scope", env: []string{"APPCRED_SCOPE=all"}, want: []string{`appcred_scope: "all" is not one of cluster, lab`}},
 		{name: "several at once", env: []string{"CLUSTER=Bad", "WORKER_COUNT=-1", "NODE_CIDR=x"}, want: []string{`cluster: "Bad"`, `node_cidr: "x" is not a CIDR`, `worker_count: -1 is out of range`}},
 	}
 	for _, tt := range tests {

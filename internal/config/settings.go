@@ -83,6 +83,7 @@ type Settings struct {
 	Sonomode      string        `key:"sonomode" group:"run" doc:"make check: quick, certified-conformance, storage or csi"`
 	Parallelism   int           `key:"parallelism" group:"run" doc:"concurrent cloud operations (cleanup worker pool)"`
 	ImageTimeout  time.Duration `key:"image_timeout" group:"run" doc:"bound on waiting for a node image to become active"`
+	AppcredScope  string        `key:"appcred_scope" group:"run" doc:"appcred targets act on: cluster (create: the lab's and CLUSTER's credential; delete: CLUSTER's) or lab (the lab's only)"`
 	DeleteTimeout time.Duration `key:"delete_timeout" group:"run" doc:"bound on waiting for one asynchronous deletion (load balancer, volume, server)"`
 	LogFormat     string        `key:"log_format" group:"run" doc:"text or json"`
 	LogLevel      string        `key:"log_level" group:"run" doc:"debug, info, warn or error"`
@@ -134,6 +135,7 @@ func Defaults(kubernetesDefault string) Settings {
 		Sonomode:      "quick",
 		Parallelism:   8,
 		ImageTimeout:  30 * time.Minute,
+		AppcredScope:  "cluster",
 		DeleteTimeout: 10 * time.Minute,
 		LogFormat:     "text",
 		LogLevel:      "info",

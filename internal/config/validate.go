@@ -144,6 +144,16 @@ func (l *Loaded) validate() Problems {
 	if len(s.ImageName) > 255 {
 		add("image_name", "is longer than Glance's 255 characters")
 	}
+	for _, key := range sortedKeys(s.ImageExtraProperties) {
+		switch {
+		case glanceReserved[key]:
+			add("image_extra_properties", "%q is a Glance image attribute, not a property; Glance would reject it", key)
+		case strings.HasPrefix(key, "capilab_"):
+			add("image_extra_properties", "%q: properties starting with capilab_ are set by capilab itself", key)
+		case len(key) > 255 || len(s.ImageExtraProperties[key]) > 255:
+			add("image_extra_properties", "%q: Glance property names and values are at most 255 characters", key)
+		}
+	}
 
 	// Sizes and counts.
 	if !slices.Contains([]int{0, 1, 3, 5, 7}, s.ControllerCount) {
@@ -222,6 +232,7 @@ func (l *Loaded) validate() Problems {
 	oneOf("sonomode", s.Sonomode, "quick", "certified-conformance", "storage", "csi")
 	oneOf("log_format", s.LogFormat, "text", "json")
 	oneOf("log_level", s.LogLevel, "debug", "info", "warn", "error")
+	oneOf("appcred_scope", s.AppcredScope, "cluster", "lab")
 
 	if s.HTTPProxy != "" {
 		if u, err := url.Parse(s.HTTPProxy); err != nil || u.Scheme == "" || u.Host == "" {
@@ -232,6 +243,25 @@ func (l *Loaded) validate() Problems {
 		add("kind_node_image", "%q is not an image reference", s.KindNodeImage)
 	}
 	return ps
+}
+
+// glanceReserved are the core attributes of a Glance image: they cannot be set
+// as properties (Glance answers 403 "Attribute ... is reserved").
+var glanceReserved = map[string]bool{
+	"id": true, "name": true, "status": true, "visibility": true, "protected": true, "os_hidden": true,
+	"checksum": true, "os_hash_algo": true, "os_hash_value": true, "owner": true, "size": true,
+	"virtual_size": true, "min_ram": true, "min_disk": true, "disk_format": true, "container_format": true,
+	"created_at": true, "updated_at": true, "tags": true, "file": true, "schema": true, "self": true,
+	"locations": true, "direct_url": true, "deleted": true, "deleted_at": true, "stores": true,
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 // knobString is a string knob's raw value.
