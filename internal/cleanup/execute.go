@@ -1,0 +1,277 @@
+package cleanup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/capilab/capilab/internal/logging"
+	"github.com/capilab/capilab/internal/wait"
+)
+
+// BlockedError is a deletion the cloud refused because something still uses
+// the resource (409, "volume in use"). The engine retries it while the
+// blockers go away, until the step's timeout.
+type BlockedError struct{ Err error }
+
+func (e *BlockedError) Error() string { return "in use: " + e.Err.Error() }
+func (e *BlockedError) Unwrap() error { return e.Err }
+
+// ExecOptions tune execution.
+type ExecOptions struct {
+	Parallelism   int           // deletions at a time; default 8
+	DeleteTimeout time.Duration // per step: retries of a blocked delete plus the wait until gone; default 10m
+	PollInterval  time.Duration // first retry/poll interval; default 2s
+	ProgressEvery time.Duration // progress line interval; default 10s
+	Log           *slog.Logger
+}
+
+func (o ExecOptions) withDefaults() ExecOptions {
+	if o.Parallelism <= 0 {
+		o.Parallelism = 8
+	}
+	if o.DeleteTimeout <= 0 {
+		o.DeleteTimeout = 10 * time.Minute
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = 2 * time.Second
+	}
+	if o.ProgressEvery <= 0 {
+		o.ProgressEvery = 10 * time.Second
+	}
+	if o.Log == nil {
+		o.Log = logging.Discard()
+	}
+	return o
+}
+
+// Outcome of one step.
+type Outcome string
+
+const (
+	OutcomeDeleted     Outcome = "deleted"
+	OutcomeFailed      Outcome = "failed"
+	OutcomeBlocked     Outcome = "not attempted" // a step it depends on failed
+	OutcomeInterrupted Outcome = "interrupted"   // cancelled before it finished
+)
+
+// StepResult is what happened to one step.
+type StepResult struct {
+	Type     Type    `json:"type"`
+	ID       string  `json:"id"`
+	Name     string  `json:"name"`
+	Cluster  string  `json:"cluster"`
+	Outcome  Outcome `json:"outcome"`
+	Error    string  `json:"error,omitempty"`
+	Attempts int     `json:"attempts"`
+	Seconds  float64 `json:"seconds"`
+}
+
+// ExecResult is what an execution did.
+type ExecResult struct {
+	Steps []StepResult `json:"steps"`
+	// BlockedRetries counts deletions repeated because the resource was
+	// still in use.
+	BlockedRetries int64         `json:"blocked_retries"`
+	Elapsed        time.Duration `json:"-"`
+}
+
+// Failed reports whether any step did not get deleted.
+func (r *ExecResult) Failed() int {
+	n := 0
+	for _, s := range r.Steps {
+		if s.Outcome != OutcomeDeleted {
+			n++
+		}
+	}
+	return n
+}
+
+type node struct {
+	step       *Step
+	pending    int
+	dependents []*node
+	result     StepResult
+	done       bool
+}
+
+// Execute deletes the plan's steps: a step starts once every step it waits
+// for has been deleted, at most Parallelism at a time. A failed step marks
+// the steps that wait for it "not attempted". Cancelling ctx stops
+// dispatching, lets running steps end, and marks the rest "interrupted": a
+// later run rediscovers what is left and finishes it.
+func Execute(ctx context.Context, b Backend, plan *Plan, opts ExecOptions) *ExecResult {
+	opts = opts.withDefaults()
+	start := time.Now()
+	nodes := make(map[string]*node, len(plan.Steps))
+	order := make([]*node, 0, len(plan.Steps))
+	for _, s := range plan.Steps {
+		n := &node{step: s, result: StepResult{Type: s.Type, ID: s.ID, Name: s.Name, Cluster: s.Cluster}}
+		nodes[s.Key()] = n
+		order = append(order, n)
+	}
+	for _, n := range order {
+		for _, k := range n.step.After {
+			if dep, ok := nodes[k]; ok {
+				n.pending++
+				dep.dependents = append(dep.dependents, n)
+			}
+		}
+	}
+
+	res := &ExecResult{}
+	var blockedRetries atomic.Int64
+	ready := make(chan *node, len(order))
+	finished := make(chan *node, len(order))
+	var workers sync.WaitGroup
+	for range opts.Parallelism {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			for n := range ready {
+				runStep(ctx, b, n, opts, &blockedRetries)
+				finished <- n
+			}
+		}()
+	}
+
+	remaining := len(order)
+	running := 0
+	dispatch := func(n *node) {
+		if ctx.Err() != nil {
+			n.result.Outcome, n.result.Error, n.done = OutcomeInterrupted, "cancelled before it started", true
+			remaining--
+			return
+		}
+		running++
+		ready <- n
+	}
+	var block func(n *node, cause *node)
+	block = func(n *node, cause *node) {
+		if n.done {
+			return
+		}
+		n.done = true
+		remaining--
+		n.result.Outcome = OutcomeBlocked
+		n.result.Error = "waits for " + cause.step.Label() + ", which was not deleted"
+		for _, d := range n.dependents {
+			block(d, cause)
+		}
+	}
+	for _, n := range order {
+		if n.pending == 0 {
+			dispatch(n)
+		}
+	}
+	ticker := time.NewTicker(opts.ProgressEvery)
+	defer ticker.Stop()
+	failed := 0
+	for remaining > 0 {
+		if running == 0 {
+			// Nothing running and nothing dispatchable: only possible after
+			// cancellation; mark the rest interrupted.
+			for _, n := range order {
+				if !n.done {
+					n.done, n.result.Outcome, n.result.Error = true, OutcomeInterrupted, "cancelled before it started"
+					remaining--
+				}
+			}
+			break
+		}
+		select {
+		case n := <-finished:
+			running--
+			remaining--
+			n.done = true
+			if n.result.Outcome != OutcomeDeleted {
+				failed++
+				for _, d := range n.dependents {
+					block(d, n)
+				}
+				continue
+			}
+			opts.Log.Info("deleted "+n.step.Label(), "cluster", clusterLabel(n.step.Cluster), "took", logging.Round(time.Duration(n.result.Seconds*float64(time.Second))))
+			for _, d := range n.dependents {
+				if d.done {
+					continue
+				}
+				if d.pending--; d.pending == 0 {
+					dispatch(d)
+				}
+			}
+		case <-ticker.C:
+			opts.Log.Info("fullclean progress", "done", len(order)-remaining, "of", len(order), "running", running, "failed", failed, "elapsed", logging.Round(time.Since(start)))
+		}
+	}
+	close(ready)
+	workers.Wait()
+	for _, n := range order {
+		res.Steps = append(res.Steps, n.result)
+	}
+	res.BlockedRetries = blockedRetries.Load()
+	res.Elapsed = time.Since(start)
+	return res
+}
+
+func clusterLabel(c string) string {
+	if c == LabOwner {
+		return "(lab)"
+	}
+	return c
+}
+
+// runStep deletes one resource: retries while it is in use, then waits
+// until it is gone if its deletion is asynchronous. Both are bounded by
+// DeleteTimeout.
+func runStep(ctx context.Context, b Backend, n *node, opts ExecOptions, blockedRetries *atomic.Int64) {
+	start := time.Now()
+	defer func() { n.result.Seconds = time.Since(start).Seconds() }()
+	s := &n.step.Resource
+	fail := func(err error) {
+		n.result.Outcome, n.result.Error = OutcomeFailed, err.Error()
+		if ctx.Err() != nil {
+			n.result.Outcome = OutcomeInterrupted
+		}
+	}
+	stepCtx, cancel := context.WithTimeout(ctx, opts.DeleteTimeout)
+	defer cancel()
+	var last error
+	err := wait.For(stepCtx, opts.Log, wait.Spec{What: "deletion of " + s.Label() + " to be accepted", Timeout: opts.DeleteTimeout, Interval: opts.PollInterval, ReportEvery: time.Minute},
+		func(ctx context.Context) (bool, string, error) {
+			n.result.Attempts++
+			if n.result.Attempts > 1 {
+				blockedRetries.Add(1)
+			}
+			err := b.Delete(ctx, s)
+			var blocked *BlockedError
+			if errors.As(err, &blocked) {
+				last = err
+				return false, err.Error(), nil
+			}
+			return err == nil, "", err
+		})
+	if err != nil {
+		if last != nil && wait.IsTimeout(err) {
+			err = fmt.Errorf("%s: still in use after %s: %w", s.Label(), opts.DeleteTimeout, last)
+		}
+		fail(err)
+		return
+	}
+	if b.Async(s.Type) {
+		err := wait.For(stepCtx, opts.Log, wait.Spec{What: s.Label() + " to be gone", Timeout: opts.DeleteTimeout, Interval: opts.PollInterval, ReportEvery: time.Minute},
+			func(ctx context.Context) (bool, string, error) {
+				exists, status, err := b.Exists(ctx, s)
+				return !exists, status, err
+			})
+		if err != nil {
+			fail(err)
+			return
+		}
+	}
+	n.result.Outcome = OutcomeDeleted
+}
