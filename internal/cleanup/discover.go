@@ -13,7 +13,9 @@ import (
 // Backend is what the cleanup needs from a cloud. Implementations: the
 // OpenStack backend (openstack.go) and an in-memory fake in tests.
 type Backend interface {
-	// List returns every resource of a type visible to the credentials.
+	// List returns every resource of a type the credentials' project owns.
+	// It may also return resources of a type that the same API call lists
+	// (router interfaces come with ports) and then none for that type.
 	List(ctx context.Context, t Type) ([]Resource, error)
 	// Delete starts deleting r; a resource that is already gone is success.
 	Delete(ctx context.Context, r *Resource) error

@@ -144,11 +144,12 @@ func TestNotImplementedTargetsFailLoudly(t *testing.T) {
 			continue
 		}
 		dir, cloudsFile := labDir(t, srv.URL, map[string]string{})
+		before := calls.Load()
 		err := Main(context.Background(), Options{Dir: dir, Environ: []string{"OS_CLOUD=lab", "OS_CLIENT_CONFIG_FILE=" + cloudsFile}}, Targets()[name])
-		if err == nil {
+		if err == nil || !strings.Contains(err.Error(), "not implemented yet") {
 			continue // implemented: its own tests cover it
 		}
-		if strings.Contains(err.Error(), "not implemented yet") && calls.Load() != 0 {
+		if calls.Load() != before {
 			t.Errorf("%s: not implemented, yet it called the cloud", name)
 		}
 	}

@@ -1,0 +1,167 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/capilab/capilab/internal/cleanup"
+	"github.com/capilab/capilab/internal/state"
+)
+
+// Path resolves a settings path (state_dir, artifacts_dir) against the
+// working directory.
+func (r *Run) Path(p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(r.Dir, p)
+}
+
+// State is the lab's local state directory.
+func (r *Run) State() state.Dir { return state.Dir(r.Path(r.Settings.StateDir)) }
+
+// WriteArtifact writes a JSON artifact (reports for CI) and returns its path.
+func (r *Run) WriteArtifact(name string, data []byte) (string, error) {
+	dir := r.Path(r.Settings.ArtifactsDir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("artifacts directory %s: %w", dir, err)
+	}
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		return "", fmt.Errorf("writing %s: %w", p, err)
+	}
+	return p, nil
+}
+
+func (r *Run) cleanupOptions() (cleanup.Options, error) {
+	s := r.Settings
+	recorded, err := r.State().Clusters()
+	if err != nil {
+		return cleanup.Options{}, err
+	}
+	ns := map[string]string{}
+	if s.Namespace != "" {
+		ns[s.Cluster] = s.Namespace
+	}
+	return cleanup.Options{
+		Prefix:  s.Prefix,
+		Filter:  cleanup.Filter{Clusters: s.Clusters, OlderThan: s.OlderThan, Now: time.Now()},
+		Sources: cleanup.ClusterSources{Recorded: recorded, Namespaces: ns},
+		DryRun:  s.DryRun,
+		Exec:    cleanup.ExecOptions{Parallelism: s.Parallelism, DeleteTimeout: s.DeleteTimeout},
+		Log:     r.Log,
+		Journal: cleanup.FileJournal(filepath.Join(string(r.State()), "fullclean-journal.json")),
+	}, nil
+}
+
+// CleanFull is fullclean: discover every owned resource of the lab (or of
+// CLUSTERS), delete in dependency order, verify. DRY_RUN=1 prints and
+// records the plan only. Exit code 3 when owned resources remain.
+func CleanFull(ctx context.Context, r *Run) error {
+	c, err := r.Cloud(ctx)
+	if err != nil {
+		return err
+	}
+	backend, err := cleanup.NewOpenStack(c)
+	if err != nil {
+		return err
+	}
+	opts, err := r.cleanupOptions()
+	if err != nil {
+		return err
+	}
+	rep, err := cleanup.Clean(ctx, backend, opts)
+	if rep != nil {
+		rep.APICalls, rep.HTTPRetries = c.Stats.Requests(), c.Stats.Retries()
+		name := "fullclean-report.json"
+		if opts.DryRun {
+			name = "fullclean-plan.json"
+		}
+		if data, jerr := rep.JSON(); jerr == nil {
+			if p, werr := r.WriteArtifact(name, data); werr == nil {
+				r.Log.Info("report written", "path", p)
+			} else {
+				r.Log.Warn("could not write the report", "error", werr)
+			}
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if opts.DryRun {
+		fmt.Fprintf(r.Stdout, "fullclean dry run for lab %s: %s\n", opts.Prefix, rep.Plan.Summary())
+		if err := cleanup.WriteTable(r.Stdout, rep.Plan.Owned()); err != nil {
+			return err
+		}
+		return cleanup.WriteKept(r.Stdout, rep.Plan.Kept)
+	}
+	if err := cleanup.WriteSummary(r.Stdout, rep); err != nil {
+		return err
+	}
+	if len(rep.Remaining) > 0 {
+		fmt.Fprintln(r.Stdout, "still owned after fullclean:")
+		_ = cleanup.WriteTable(r.Stdout, rep.Remaining)
+		return &ExitError{Code: ExitLeaks, Err: fmt.Errorf("fullclean: %d owned resource(s) of lab %s remain on cloud %s (listed above)", len(rep.Remaining), opts.Prefix, c.Name)}
+	}
+	// Nothing owned is left of the selected clusters: their local records
+	// have served as evidence and can go.
+	for _, cl := range rep.Clusters {
+		if len(opts.Filter.Clusters) > 0 && !contains(opts.Filter.Clusters, cl.Name) {
+			continue
+		}
+		if opts.Filter.OlderThan > 0 {
+			continue // younger resources may remain
+		}
+		if err := r.State().ForgetCluster(cl.Name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CleanCheck is leakcheck: list owned resources without deleting; exit
+// code 3 if there are any.
+func CleanCheck(ctx context.Context, r *Run) error {
+	c, err := r.Cloud(ctx)
+	if err != nil {
+		return err
+	}
+	backend, err := cleanup.NewOpenStack(c)
+	if err != nil {
+		return err
+	}
+	opts, err := r.cleanupOptions()
+	if err != nil {
+		return err
+	}
+	rep, err := cleanup.Check(ctx, backend, opts)
+	if err != nil {
+		return err
+	}
+	rep.APICalls, rep.HTTPRetries = c.Stats.Requests(), c.Stats.Retries()
+	if data, jerr := rep.JSON(); jerr == nil {
+		if _, werr := r.WriteArtifact("leakcheck-report.json", data); werr != nil {
+			r.Log.Warn("could not write the report", "error", werr)
+		}
+	}
+	if len(rep.Remaining) == 0 {
+		fmt.Fprintf(r.Stdout, "leakcheck: no owned resources of lab %s on cloud %s (%d resources looked at, %d API calls)\n", opts.Prefix, c.Name, rep.Discovered, rep.APICalls)
+		return nil
+	}
+	if err := cleanup.WriteTable(r.Stdout, rep.Remaining); err != nil {
+		return err
+	}
+	return &ExitError{Code: ExitLeaks, Err: fmt.Errorf("leakcheck: %d owned resource(s) of lab %s exist on cloud %s (listed above)", len(rep.Remaining), opts.Prefix, c.Name)}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
