@@ -1,0 +1,851 @@
+#!/usr/bin/env bash
+# devcloud.sh — a real OpenStack Zed (Debian 12 packages) on this machine, for tests.
+#
+#   devcloud.sh install   apt-get install the services (idempotent; no daemon is started by apt)
+#   devcloud.sh start     configure on first run, start every service, bootstrap users/catalog/quotas;
+#                         a fast no-op when everything already answers
+#   devcloud.sh stop      stop exactly the processes start started (PID files), bounded wait
+#   devcloud.sh status    one line per service: running/stopped/unhealthy; exit 1 unless all run
+#   devcloud.sh env       print shell exports for OS_CLOUD and the clouds.yaml path
+#   devcloud.sh reset     stop, drop every database and stored blob, start again from scratch
+#
+# Keystone, Glance, Neutron, Nova+Placement, Octavia and Cinder with fake/noop back ends, all
+# bound to 127.0.0.1. Runs as root without systemd: every daemon is started with setsid, its PID
+# (= its session id) is written to $DEVCLOUD_STATE/run/<name>.pid, and stop signals exactly those
+# sessions. Facts, timings and workarounds: docs/devcloud.md.
+#
+# Environment:
+#   DEVCLOUD_STATE   state directory (default /var/lib/devcloud): run/, log/, secrets.env, markers
+#   DEVCLOUD_WAIT    seconds any single readiness wait may take (default 180)
+#   OS_CLIENT_CONFIG_FILE  clouds.yaml to merge the devcloud entries into
+#                    (default ~/.config/openstack/clouds.yaml)
+set -Eeuo pipefail
+
+# Debian's python and tools, never a pyenv/venv python that has no OpenStack modules.
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+unset PYTHONPATH PYTHONHOME VIRTUAL_ENV PYENV_VERSION || true
+export LC_ALL=C.UTF-8 DEBIAN_FRONTEND=noninteractive
+
+trap 'die "failed (exit $?) at line $LINENO: $BASH_COMMAND"' ERR
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+STATE=${DEVCLOUD_STATE:-/var/lib/devcloud}
+RUN=$STATE/run
+LOGDIR=$STATE/log
+WAIT=${DEVCLOUD_WAIT:-180}
+CLOUDS_YAML=${OS_CLIENT_CONFIG_FILE:-$HOME/.config/openstack/clouds.yaml}
+HOSTNAME_NOVA=devcloud
+REGION=RegionOne
+KEYSTONE=http://127.0.0.1:5000/v3
+PY=/usr/bin/python3
+
+# Service order matters for start (dependencies first); stop walks it backwards.
+SERVICES=(epmd mariadb rabbitmq keystone glance placement neutron nova-api nova-conductor
+  nova-scheduler nova-compute octavia-api octavia-worker octavia-housekeeping cinder-api
+  cinder-scheduler cinder-volume)
+
+T0=$(date +%s%N)
+log() {
+  local ms=$((($(date +%s%N) - T0) / 1000000))
+  printf '[devcloud %4d.%01ds] %s\n' $((ms / 1000)) $((ms % 1000 / 100)) "$*"
+}
+die() { printf '[devcloud] ERROR: %s\n' "$*" >&2; exit 1; }
+need_root() { [[ $(id -u) == 0 ]] || die "must run as root (installs packages, starts services)"; }
+
+# wait_for DESCRIPTION TIMEOUT CMD...: poll CMD every 0.5 s until it succeeds or TIMEOUT seconds
+# pass. With WATCH=<service>, fail at once if that service's processes are gone.
+wait_for() {
+  local what=$1 timeout=$2; shift 2
+  local start; start=$(date +%s)
+  log "waiting for $what (up to ${timeout}s)"
+  until "$@" >/dev/null 2>&1; do
+    if [[ -n ${WATCH:-} ]] && ! is_running "$WATCH"; then
+      tail -n 15 "$LOGDIR/$WATCH.out" "$LOGDIR/$WATCH.log" 2>/dev/null >&2 || true
+      die "$WATCH exited while waiting for $what (logs: $LOGDIR/$WATCH.out, $LOGDIR/$WATCH.log)"
+    fi
+    if (($(date +%s) - start >= timeout)); then
+      die "timed out after ${timeout}s waiting for $what"
+    fi
+    sleep 0.5
+  done
+  log "ready: $what ($(($(date +%s) - start))s)"
+}
+
+# ---------------------------------------------------------------------------------------------
+# install
+# ---------------------------------------------------------------------------------------------
+packages() { grep -v -e '^#' -e '^[[:space:]]*$' "$HERE/packages.txt"; }
+
+cmd_install() {
+  need_root
+  local missing=() p
+  for p in $(packages); do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep 'install ok installed' >/dev/null || missing+=("$p")
+  done
+  if ((${#missing[@]} == 0)); then
+    log "install: all $(packages | wc -l) packages already installed"
+  else
+    log "install: ${#missing[@]} packages missing: ${missing[*]}"
+    # No systemd here, and devcloud starts its daemons itself: forbid package scripts from
+    # starting services while we install (removed again afterwards if we created it).
+    local created_policy=0
+    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+      printf '#!/bin/sh\n# devcloud: no daemon starts from package scripts\nexit 101\n' >/usr/sbin/policy-rc.d
+      chmod 755 /usr/sbin/policy-rc.d
+      created_policy=1
+    fi
+    # openstack-pkg-tools asks whether to configure DB/rabbit/keystone endpoints: devcloud does it.
+    local pkg q sel=""
+    for pkg in keystone glance-api glance-common neutron-common neutron-server nova-common nova-api \
+      placement-common placement-api octavia-common octavia-api cinder-common cinder-api; do
+      for q in configure_db configure_rabbit configure_api-endpoint configure_ksat; do
+        sel+="$pkg $pkg/$q boolean false"$'\n'
+      done
+    done
+    sel+="keystone keystone/create-admin-tenant boolean false"$'\n'
+    printf '%s' "$sel" | debconf-set-selections
+    local t; t=$(date +%s)
+    log "install: apt-get update"
+    apt-get update -q >"$LOGDIR/apt-update.log" 2>&1 || log "install: apt-get update reported errors (see $LOGDIR/apt-update.log); trying the install anyway"
+    log "install: apt-get install (about 400 packages, ~3 min; log: $LOGDIR/apt-install.log)"
+    if ! nice -n 10 apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confdef \
+      -o Dpkg::Options::=--force-confold "${missing[@]}" >"$LOGDIR/apt-install.log" 2>&1; then
+      ((created_policy)) && rm -f /usr/sbin/policy-rc.d
+      tail -n 30 "$LOGDIR/apt-install.log" >&2
+      die "apt-get install failed (full log: $LOGDIR/apt-install.log)"
+    fi
+    ((created_policy)) && rm -f /usr/sbin/policy-rc.d
+    log "install: apt-get install done in $(($(date +%s) - t))s"
+  fi
+  install_vip_driver
+  log "install: done"
+}
+
+# The Octavia network driver that gives every load balancer a real Neutron VIP port. Installed
+# as a module plus a dist-info (entry point octavia.network.drivers = devcloud_vip_driver) into
+# Debian's site directory for local packages, where stevedore finds it.
+install_vip_driver() {
+  local site=/usr/local/lib/python3/dist-packages
+  site=$($PY -c 'import site,sys; print([p for p in site.getsitepackages() if p.startswith("/usr/local")][0])')
+  local di=$site/devcloud_octavia_vip-1.0.dist-info
+  mkdir -p "$site" "$di"
+  install -m 644 "$HERE/octavia/devcloud_octavia_vip.py" "$site/devcloud_octavia_vip.py"
+  printf 'Metadata-Version: 2.1\nName: devcloud-octavia-vip\nVersion: 1.0\nSummary: devcloud Octavia network driver with real Neutron VIP ports\n' >"$di/METADATA"
+  printf '[octavia.network.drivers]\ndevcloud_vip_driver = devcloud_octavia_vip:VipPortNetworkDriver\n' >"$di/entry_points.txt"
+  printf 'devcloud_octavia_vip.py,,\ndevcloud_octavia_vip-1.0.dist-info/METADATA,,\ndevcloud_octavia_vip-1.0.dist-info/entry_points.txt,,\ndevcloud_octavia_vip-1.0.dist-info/RECORD,,\n' >"$di/RECORD"
+  if dpkg-query -W python3-octavia >/dev/null 2>&1; then
+    $PY - <<'PYEOF' || die "octavia cannot load the devcloud VIP driver via stevedore"
+from stevedore import driver
+driver.DriverManager("octavia.network.drivers", "devcloud_vip_driver", invoke_on_load=False)
+PYEOF
+    log "install: Octavia VIP-port network driver registered (entry point devcloud_vip_driver)"
+  fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# secrets: generated once, kept across reset, never printed
+# ---------------------------------------------------------------------------------------------
+load_secrets() {
+  local f=$STATE/secrets.env
+  if [[ ! -s $f ]]; then
+    umask 077
+    {
+      echo "ADMIN_PASS=$(openssl rand -hex 16)"
+      echo "MEMBER_PASS=$(openssl rand -hex 16)"
+      echo "SERVICE_PASS=$(openssl rand -hex 16)"
+      echo "DB_PASS=$(openssl rand -hex 16)"
+      echo "OCTAVIA_CA_PASS=$(openssl rand -hex 16)"
+      echo "OCTAVIA_CERT_PASS=$(openssl rand -hex 16)" # 32 characters, as Octavia requires
+    } >"$f.tmp"
+    mv "$f.tmp" "$f"
+    umask 022
+    log "generated service passwords in $f (mode 0600)"
+  fi
+  chmod 600 "$f"
+  # shellcheck disable=SC1090
+  source "$f"
+}
+
+# ---------------------------------------------------------------------------------------------
+# process management: setsid makes every daemon the leader of its own session; stop signals
+# every process of exactly those sessions (by session id = the recorded PID).
+# ---------------------------------------------------------------------------------------------
+pidfile() { echo "$RUN/$1.pid"; }
+session_pids() { ps -e -o pid=,sid= | awk -v s="$1" '$2 == s {print $1}'; }
+is_running() {
+  local f; f=$(pidfile "$1")
+  [[ -s $f ]] || return 1
+  local pid; pid=$(<"$f")
+  [[ -n $(session_pids "$pid") ]]
+}
+
+# spawn NAME CMD...: start CMD in a new session, output to $LOGDIR/NAME.out, PID to run/NAME.pid.
+spawn() {
+  local name=$1; shift
+  if is_running "$name"; then
+    log "$name: already running (pid $(<"$(pidfile "$name")"))"
+    return 0
+  fi
+  setsid "$@" </dev/null >>"$LOGDIR/$name.out" 2>&1 &
+  echo $! >"$(pidfile "$name")"
+  log "$name: started (pid $!)"
+}
+
+# stop_sessions TIMEOUT NAME...: TERM every process of each named session, wait up to TIMEOUT
+# seconds for all of them to exit, then KILL what is left.
+stop_sessions() {
+  local timeout=$1; shift
+  local name pid sids=() names=()
+  for name in "$@"; do
+    local f; f=$(pidfile "$name")
+    [[ -s $f ]] || continue
+    pid=$(<"$f")
+    if [[ -z $(session_pids "$pid") ]]; then
+      rm -f "$f"
+      continue
+    fi
+    log "stop: $name (session $pid)"
+    session_pids "$pid" | xargs -r kill -TERM 2>/dev/null || true
+    sids+=("$pid")
+    names+=("$name")
+  done
+  ((${#sids[@]})) || return 0
+  local start left; start=$(date +%s)
+  while :; do
+    left=""
+    for pid in "${sids[@]}"; do left+=$(session_pids "$pid"); done
+    [[ -z $left ]] && break
+    if (($(date +%s) - start >= timeout)); then
+      log "stop: still running after ${timeout}s, sending KILL to: $(echo $left)"
+      for pid in "${sids[@]}"; do session_pids "$pid" | xargs -r kill -KILL 2>/dev/null || true; done
+      sleep 0.5
+      break
+    fi
+    sleep 0.2
+  done
+  for name in "${names[@]}"; do rm -f "$(pidfile "$name")"; done
+}
+
+http_ok() { curl -fsS -o /dev/null --max-time 5 "$1"; }
+# http_up URL: any HTTP answer below 500 (the API runs, even if it wants a token).
+http_up() {
+  local code; code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$1") || return 1
+  [[ $code =~ ^[1-4][0-9][0-9]$ ]]
+}
+tcp_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+# ---------------------------------------------------------------------------------------------
+# configuration (idempotent; crudini --merge sets many keys in one call)
+# ---------------------------------------------------------------------------------------------
+ini() { crudini --merge "$1"; } # ini FILE <<EOF ... EOF
+
+authtoken() { # authtoken SERVICE_USER: a [keystone_authtoken] section
+  cat <<EOF
+[keystone_authtoken]
+www_authenticate_uri = http://127.0.0.1:5000
+auth_url = http://127.0.0.1:5000
+auth_type = password
+project_domain_name = Default
+user_domain_name = Default
+project_name = service
+username = $1
+password = $SERVICE_PASS
+region_name = $REGION
+service_token_roles_required = true
+EOF
+}
+
+service_auth() { # service_auth SECTION USER: password auth of a service user in SECTION
+  cat <<EOF
+[$1]
+auth_url = http://127.0.0.1:5000
+auth_type = password
+project_domain_name = Default
+user_domain_name = Default
+project_name = service
+username = $2
+password = $SERVICE_PASS
+region_name = $REGION
+EOF
+}
+
+db() { echo "mysql+pymysql://$1:$DB_PASS@127.0.0.1/$1?charset=utf8"; }
+RABBIT=""
+
+configure_mariadb() {
+  cat >/etc/mysql/mariadb.conf.d/99-devcloud.cnf <<'EOF'
+# devcloud: loopback only, small, many connections for the OpenStack services
+[mysqld]
+bind-address = 127.0.0.1
+skip-name-resolve
+max_connections = 1000
+innodb_buffer_pool_size = 64M
+innodb_flush_log_at_trx_commit = 2
+character-set-server = utf8mb4
+collation-server = utf8mb4_general_ci
+EOF
+  install -d -o mysql -g mysql /run/mysqld
+}
+
+configure_rabbitmq() {
+  cat >/etc/rabbitmq/rabbitmq-env.conf <<'EOF'
+# devcloud: loopback only
+NODENAME=rabbit@localhost
+NODE_IP_ADDRESS=127.0.0.1
+NODE_PORT=5672
+SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+CTL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+EOF
+  cat >/etc/rabbitmq/rabbitmq.conf <<'EOF'
+listeners.tcp.default = 127.0.0.1:5672
+loopback_users.guest = true
+EOF
+}
+
+configure_keystone() {
+  ini /etc/keystone/keystone.conf <<EOF
+[DEFAULT]
+debug = false
+[database]
+connection = $(db keystone)
+[identity]
+# a test cloud: cheap password hashing keeps authentication fast on 2 cores
+password_hash_rounds = 4
+[token]
+provider = fernet
+[fernet_tokens]
+max_active_keys = 3
+[cache]
+enabled = false
+EOF
+}
+
+configure_glance() {
+  { ini /etc/glance/glance-api.conf; } <<EOF
+[DEFAULT]
+bind_host = 127.0.0.1
+bind_port = 9292
+workers = 1
+graceful_shutdown_timeout = 5
+enabled_backends = file:file
+[database]
+connection = $(db glance)
+$(authtoken glance)
+[paste_deploy]
+flavor = keystone
+[glance_store]
+default_backend = file
+[file]
+filesystem_store_datadir = /var/lib/glance/images/
+[os_glance_staging_store]
+filesystem_store_datadir = /var/lib/glance/staging/
+[os_glance_tasks_store]
+filesystem_store_datadir = /var/lib/glance/tasks/
+[oslo_concurrency]
+lock_path = /var/lib/glance/lock
+EOF
+  install -d /var/lib/glance/images /var/lib/glance/staging /var/lib/glance/tasks /var/lib/glance/lock
+}
+
+configure_placement() {
+  ini /etc/placement/placement.conf <<EOF
+[placement_database]
+connection = $(db placement)
+[api]
+auth_strategy = keystone
+$(authtoken placement)
+EOF
+}
+
+configure_neutron() {
+  ini /etc/neutron/neutron.conf <<EOF
+[DEFAULT]
+bind_host = 127.0.0.1
+bind_port = 9696
+core_plugin = ml2
+service_plugins = router
+auth_strategy = keystone
+transport_url = $RABBIT
+notify_nova_on_port_status_changes = true
+notify_nova_on_port_data_changes = true
+api_workers = 1
+rpc_workers = 1
+rpc_state_report_workers = 1
+agent_down_time = 3600
+graceful_shutdown_timeout = 5
+allow_overlapping_ips = true
+[database]
+connection = $(db neutron)
+$(authtoken neutron)
+$(service_auth nova nova)
+[oslo_concurrency]
+lock_path = /var/lib/neutron/lock
+EOF
+  ini /etc/neutron/plugins/ml2/ml2_conf.ini <<'EOF'
+[ml2]
+type_drivers = flat,vlan,vxlan
+tenant_network_types = vxlan
+mechanism_drivers = openvswitch
+extension_drivers = port_security
+[ml2_type_flat]
+flat_networks = public
+[ml2_type_vlan]
+network_vlan_ranges = public
+[ml2_type_vxlan]
+vni_ranges = 1:65535
+[securitygroup]
+enable_security_group = true
+firewall_driver = openvswitch
+EOF
+  install -d /var/lib/neutron/lock
+}
+
+configure_nova() {
+  ini /etc/nova/nova.conf <<EOF
+[DEFAULT]
+host = $HOSTNAME_NOVA
+my_ip = 127.0.0.1
+transport_url = $RABBIT
+compute_driver = fake.FakeDriver
+enabled_apis = osapi_compute
+osapi_compute_listen = 127.0.0.1
+osapi_compute_listen_port = 8774
+osapi_compute_workers = 1
+metadata_workers = 1
+graceful_shutdown_timeout = 5
+state_path = /var/lib/nova
+instances_path = /var/lib/nova/instances
+[api]
+auth_strategy = keystone
+[api_database]
+connection = $(db nova_api)
+[database]
+connection = $(db nova)
+$(authtoken nova)
+$(service_auth placement placement)
+$(service_auth neutron neutron)
+$(service_auth service_user nova)
+[service_user]
+# Cinder (since the 2023 attachment-delete fix) only lets a service detach a volume
+send_service_user_token = true
+[neutron]
+service_metadata_proxy = false
+[cinder]
+os_region_name = $REGION
+[conductor]
+workers = 1
+[scheduler]
+workers = 1
+discover_hosts_in_cells_interval = 5
+[vnc]
+enabled = false
+[oslo_concurrency]
+lock_path = /var/lib/nova/lock
+[oslo_messaging_notifications]
+driver = noop
+EOF
+  install -d /var/lib/nova/lock /var/lib/nova/instances
+}
+
+configure_octavia() {
+  local c=/etc/octavia/certs
+  if [[ ! -s $c/client.pem ]]; then
+    log "octavia: creating a throwaway CA and client certificate in $c"
+    install -d -m 700 $c
+    export OCTAVIA_CA_PASS
+    openssl genrsa -aes256 -passout "env:OCTAVIA_CA_PASS" -out $c/ca.key 2048 2>/dev/null
+    openssl req -x509 -new -key $c/ca.key -passin "env:OCTAVIA_CA_PASS" -days 3650 \
+      -subj "/CN=devcloud-octavia-ca" -out $c/ca.pem 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -keyout $c/client.key -subj "/CN=devcloud-octavia-client" \
+      -out $c/client.csr 2>/dev/null
+    openssl x509 -req -in $c/client.csr -CA $c/ca.pem -CAkey $c/ca.key -passin "env:OCTAVIA_CA_PASS" \
+      -CAcreateserial -days 3650 -out $c/client.crt 2>/dev/null
+    cat $c/client.crt $c/client.key >$c/client.pem
+    chmod 600 $c/*.key $c/client.pem
+  fi
+  ini /etc/octavia/octavia.conf <<EOF
+[DEFAULT]
+transport_url = $RABBIT
+graceful_shutdown_timeout = 5
+[api_settings]
+bind_host = 127.0.0.1
+bind_port = 9876
+auth_strategy = keystone
+default_provider_driver = amphora
+enabled_provider_drivers = amphora:The Octavia Amphora driver (devcloud: noop back ends)
+[database]
+connection = $(db octavia)
+$(authtoken octavia)
+$(service_auth service_auth octavia)
+[neutron]
+region_name = $REGION
+endpoint_type = public
+[nova]
+region_name = $REGION
+endpoint_type = public
+[glance]
+region_name = $REGION
+endpoint_type = public
+[cinder]
+region_name = $REGION
+endpoint_type = public
+[controller_worker]
+workers = 1
+amphora_driver = amphora_noop_driver
+compute_driver = compute_noop_driver
+network_driver = devcloud_vip_driver
+volume_driver = volume_noop_driver
+image_driver = image_noop_driver
+loadbalancer_topology = SINGLE
+amp_image_tag = amphora
+amp_flavor_id = 1
+amp_boot_network_list = 00000000-0000-0000-0000-000000000000
+amp_secgroup_list = 00000000-0000-0000-0000-000000000000
+client_ca = $c/ca.pem
+[certificates]
+cert_generator = local_cert_generator
+ca_certificate = $c/ca.pem
+ca_private_key = $c/ca.key
+ca_private_key_passphrase = $OCTAVIA_CA_PASS
+server_certs_key_passphrase = $OCTAVIA_CERT_PASS
+[haproxy_amphora]
+client_cert = $c/client.pem
+server_ca = $c/ca.pem
+[health_manager]
+bind_ip = 127.0.0.1
+controller_ip_port_list = 127.0.0.1:5555
+heartbeat_key = devcloud
+[task_flow]
+jobboard_enabled = false
+[oslo_messaging]
+topic = octavia_prov
+[oslo_concurrency]
+lock_path = /var/lib/octavia/lock
+EOF
+  install -d /var/lib/octavia/lock
+}
+
+configure_cinder() {
+  ini /etc/cinder/cinder.conf <<EOF
+[DEFAULT]
+host = $HOSTNAME_NOVA
+my_ip = 127.0.0.1
+transport_url = $RABBIT
+auth_strategy = keystone
+osapi_volume_listen = 127.0.0.1
+osapi_volume_listen_port = 8776
+osapi_volume_workers = 1
+graceful_shutdown_timeout = 5
+enabled_backends = fake
+default_volume_type = __DEFAULT__
+state_path = /var/lib/cinder
+[database]
+connection = $(db cinder)
+$(authtoken cinder)
+$(service_auth nova nova)
+[fake]
+volume_driver = cinder.tests.fake_driver.FakeLoggingVolumeDriver
+volume_backend_name = fake
+[oslo_concurrency]
+lock_path = /var/lib/cinder/lock
+EOF
+  install -d /var/lib/cinder/lock
+}
+
+# ---------------------------------------------------------------------------------------------
+# databases
+# ---------------------------------------------------------------------------------------------
+DATABASES=(keystone glance placement neutron nova_api nova nova_cell0 octavia cinder)
+mysql_root() { mysql --protocol=socket -uroot "$@"; }
+
+create_databases() {
+  local sql="" d
+  for d in "${DATABASES[@]}"; do
+    sql+="CREATE DATABASE IF NOT EXISTS $d CHARACTER SET utf8;"
+  done
+  local u
+  for u in keystone glance placement neutron nova octavia cinder; do
+    sql+="CREATE USER IF NOT EXISTS '$u'@'127.0.0.1' IDENTIFIED BY '$DB_PASS';"
+    sql+="ALTER USER '$u'@'127.0.0.1' IDENTIFIED BY '$DB_PASS';"
+  done
+  sql+="GRANT ALL PRIVILEGES ON keystone.* TO 'keystone'@'127.0.0.1';"
+  sql+="GRANT ALL PRIVILEGES ON glance.* TO 'glance'@'127.0.0.1';"
+  sql+="GRANT ALL PRIVILEGES ON placement.* TO 'placement'@'127.0.0.1';"
+  sql+="GRANT ALL PRIVILEGES ON neutron.* TO 'neutron'@'127.0.0.1';"
+  sql+="GRANT ALL PRIVILEGES ON nova_api.* TO 'nova'@'127.0.0.1';"
+  sql+="GRANT ALL PRIVILEGES ON nova.* TO 'nova'@'127.0.0.1';"
+  sql+="GRANT ALL PRIVILEGES ON nova_cell0.* TO 'nova'@'127.0.0.1';"
+  sql+="GRANT ALL PRIVILEGES ON octavia.* TO 'octavia'@'127.0.0.1';"
+  sql+="GRANT ALL PRIVILEGES ON cinder.* TO 'cinder'@'127.0.0.1';"
+  # Passwords travel on stdin, not on a command line.
+  printf '%s\n' "$sql" | mysql_root
+  # nova_api etc. are reached as user nova: map the per-database users used in db().
+  printf '%s\n' "CREATE USER IF NOT EXISTS 'nova_api'@'127.0.0.1' IDENTIFIED BY '$DB_PASS';
+ALTER USER 'nova_api'@'127.0.0.1' IDENTIFIED BY '$DB_PASS';
+GRANT ALL PRIVILEGES ON nova_api.* TO 'nova_api'@'127.0.0.1';
+CREATE USER IF NOT EXISTS 'nova_cell0'@'127.0.0.1' IDENTIFIED BY '$DB_PASS';
+ALTER USER 'nova_cell0'@'127.0.0.1' IDENTIFIED BY '$DB_PASS';
+GRANT ALL PRIVILEGES ON nova_cell0.* TO 'nova_cell0'@'127.0.0.1';" | mysql_root
+}
+
+# once NAME CMD...: run CMD unless it succeeded before (marker in $STATE/done; reset clears them).
+once() {
+  local name=$1; shift
+  local m=$STATE/done/$name
+  [[ -e $m ]] && return 0
+  mkdir -p "$STATE/done"
+  local t; t=$(date +%s)
+  log "$name: running (log: $LOGDIR/$name.log)"
+  if ! "$@" >>"$LOGDIR/$name.log" 2>&1; then
+    tail -n 20 "$LOGDIR/$name.log" >&2
+    die "$name failed (log: $LOGDIR/$name.log)"
+  fi
+  touch "$m"
+  log "$name: done in $(($(date +%s) - t))s"
+}
+
+as_user() { local u=$1; shift; runuser -u "$u" -- "$@"; }
+
+# ---------------------------------------------------------------------------------------------
+# start
+# ---------------------------------------------------------------------------------------------
+ENDPOINTS=(
+  "keystone http://127.0.0.1:5000/v3"
+  "glance http://127.0.0.1:9292/"
+  "placement http://127.0.0.1:8778/"
+  "neutron http://127.0.0.1:9696/"
+  "nova-api http://127.0.0.1:8774/"
+  "octavia-api http://127.0.0.1:9876/"
+  "cinder-api http://127.0.0.1:8776/"
+)
+
+all_healthy() {
+  local s e
+  for s in "${SERVICES[@]}"; do is_running "$s" || return 1; done
+  for e in "${ENDPOINTS[@]}"; do http_up "${e#* }" || return 1; done
+  tcp_open 127.0.0.1 3306 && tcp_open 127.0.0.1 5672
+}
+
+uwsgi_cmd() { # uwsgi_cmd PORT WSGI_FILE PROCESSES UID LOGNAME
+  echo uwsgi --plugins python3 --http11-socket "127.0.0.1:$1" --wsgi-file "$2" --processes "$3" \
+    --threads 1 --master --die-on-term --need-app --buffer-size 65535 --uid "$4" --gid "$4" \
+    --thunder-lock --lazy-apps \
+    --disable-logging --logto "$LOGDIR/$5.log"
+}
+
+cmd_start() {
+  need_root
+  cmd_install_check
+  load_secrets
+  RABBIT="rabbit://guest:guest@127.0.0.1:5672/"
+  if all_healthy; then
+    write_clouds_yaml
+    log "start: devcloud is already running and every API answers; nothing to do"
+    return 0
+  fi
+  local t_all; t_all=$(date +%s)
+
+  # -- infrastructure
+  configure_mariadb
+  spawn mariadb /usr/sbin/mariadbd --user=mysql --pid-file=/run/mysqld/mysqld.pid
+  WATCH=mariadb wait_for "mariadb to accept connections" "$WAIT" mysqladmin --protocol=socket -uroot ping
+  create_databases
+
+  configure_rabbitmq
+  spawn epmd runuser -u rabbitmq -- env ERL_EPMD_ADDRESS=127.0.0.1 /usr/bin/epmd -address 127.0.0.1
+  WATCH=epmd wait_for "epmd on 127.0.0.1:4369" "$WAIT" tcp_open 127.0.0.1 4369
+  install -d -o rabbitmq -g rabbitmq "$LOGDIR/rabbitmq"
+  spawn rabbitmq runuser -u rabbitmq -- env HOME=/var/lib/rabbitmq ERL_EPMD_ADDRESS=127.0.0.1 \
+    RABBITMQ_LOG_BASE="$LOGDIR/rabbitmq" sh -c 'cd /var/lib/rabbitmq && exec /usr/lib/rabbitmq/bin/rabbitmq-server'
+
+  # -- keystone (everything else authenticates against it)
+  configure_keystone
+  once keystone-db-sync as_user keystone keystone-manage db_sync
+  once keystone-fernet-setup keystone-manage fernet_setup --keystone-user keystone --keystone-group keystone
+  once keystone-credential-setup keystone-manage credential_setup --keystone-user keystone --keystone-group keystone
+  once keystone-bootstrap env OS_BOOTSTRAP_PASSWORD="$ADMIN_PASS" keystone-manage bootstrap \
+    --bootstrap-admin-url "$KEYSTONE/" --bootstrap-internal-url "$KEYSTONE/" \
+    --bootstrap-public-url "$KEYSTONE/" --bootstrap-region-id "$REGION"
+  chown -R keystone:keystone /var/log/keystone /etc/keystone/fernet-keys /etc/keystone/credential-keys
+  touch "$LOGDIR/keystone.log" "$LOGDIR/placement.log" "$LOGDIR/octavia-api.log"
+  chown keystone "$LOGDIR/keystone.log"
+  chown placement "$LOGDIR/placement.log" 2>/dev/null || true
+  # shellcheck disable=SC2046
+  spawn keystone $(uwsgi_cmd 5000 /usr/bin/keystone-wsgi-public 3 keystone keystone)
+  WATCH=keystone wait_for "keystone at $KEYSTONE" "$WAIT" http_ok "$KEYSTONE"
+  WATCH=rabbitmq wait_for "rabbitmq on 127.0.0.1:5672" "$WAIT" tcp_open 127.0.0.1 5672
+  export_admin_env
+  log "keystone: users, projects, roles, services and endpoints (get or create)"
+  $PY "$HERE/bootstrap.py" identity
+
+  # -- configure and sync the databases of the other services, one after the other (CPU bound)
+  configure_glance; configure_placement; configure_neutron; configure_nova; configure_octavia; configure_cinder
+  once glance-db-sync glance-manage db_sync
+  once placement-db-sync as_user placement placement-manage db sync
+  once neutron-db-sync neutron-db-manage --config-file /etc/neutron/neutron.conf \
+    --config-file /etc/neutron/plugins/ml2/ml2_conf.ini upgrade head
+  once nova-api-db-sync nova-manage api_db sync
+  once nova-cell0-map nova-manage cell_v2 map_cell0 --database_connection "$(db nova_cell0)"
+  once nova-cell1-create sh -c 'nova-manage cell_v2 list_cells | grep -w cell1 >/dev/null || nova-manage cell_v2 create_cell --name=cell1'
+  once nova-db-sync nova-manage db sync
+  once octavia-db-sync octavia-db-manage --config-file /etc/octavia/octavia.conf upgrade head
+  once cinder-db-sync cinder-manage db sync
+  fake_ovs_agent
+
+  # -- start the APIs and workers, then wait for all of them
+  chown placement "$LOGDIR/placement.log"
+  # shellcheck disable=SC2046
+  spawn placement $(uwsgi_cmd 8778 /usr/bin/placement-api 2 placement placement)
+  spawn glance glance-api --config-file /etc/glance/glance-api.conf --log-file "$LOGDIR/glance.log"
+  spawn neutron neutron-server --config-file /etc/neutron/neutron.conf \
+    --config-file /etc/neutron/plugins/ml2/ml2_conf.ini --log-file "$LOGDIR/neutron.log"
+  spawn nova-api nova-api --config-file /etc/nova/nova.conf --log-file "$LOGDIR/nova-api.log"
+  spawn nova-conductor nova-conductor --config-file /etc/nova/nova.conf --log-file "$LOGDIR/nova-conductor.log"
+  spawn nova-scheduler nova-scheduler --config-file /etc/nova/nova.conf --log-file "$LOGDIR/nova-scheduler.log"
+  # The nova-compute .deb needs libvirt/qemu; python3-nova has the code and the fake driver.
+  spawn nova-compute $PY -c 'import sys; sys.argv[0] = "nova-compute"; from nova.cmd.compute import main; main()' \
+    --config-file /etc/nova/nova.conf --log-file "$LOGDIR/nova-compute.log"
+  # shellcheck disable=SC2046
+  spawn octavia-api $(uwsgi_cmd 9876 /usr/bin/octavia-wsgi 2 root octavia-api)
+  spawn octavia-worker octavia-worker --config-file /etc/octavia/octavia.conf --log-file "$LOGDIR/octavia-worker.log"
+  spawn octavia-housekeeping octavia-housekeeping --config-file /etc/octavia/octavia.conf \
+    --log-file "$LOGDIR/octavia-housekeeping.log"
+  spawn cinder-api cinder-api --config-file /etc/cinder/cinder.conf --log-file "$LOGDIR/cinder-api.log"
+  spawn cinder-scheduler cinder-scheduler --config-file /etc/cinder/cinder.conf --log-file "$LOGDIR/cinder-scheduler.log"
+  spawn cinder-volume cinder-volume --config-file /etc/cinder/cinder.conf --log-file "$LOGDIR/cinder-volume.log"
+
+  local e
+  for e in "${ENDPOINTS[@]}"; do
+    WATCH=${e%% *} wait_for "${e%% *} API at ${e#* }" "$WAIT" http_up "${e#* }"
+  done
+  local s
+  for s in "${SERVICES[@]}"; do is_running "$s" || die "$s exited during start (log: $LOGDIR/$s.log, $LOGDIR/$s.out)"; done
+
+  # -- cloud content: flavors, image, external network, quotas; compute/volume services up
+  log "bootstrap: flavors, public network, quotas; waiting for nova-compute and cinder-volume"
+  DEVCLOUD_WAIT=$WAIT $PY "$HERE/bootstrap.py" resources
+  write_clouds_yaml
+  date +%s >"$STATE/started"
+  log "start: devcloud is up in $(($(date +%s) - t_all))s; use OS_CLOUD=devcloud-member (or devcloud for admin)"
+}
+
+# The ML2/openvswitch mechanism driver binds a port only for a live OVS agent on the port's
+# host. No agent runs here; one agent row with a far-future heartbeat makes binding work.
+fake_ovs_agent() {
+  mysql_root neutron <<EOF
+INSERT IGNORE INTO agents (id, agent_type, \`binary\`, topic, host, admin_state_up, created_at,
+  started_at, heartbeat_timestamp, description, configurations, \`load\`, availability_zone,
+  resource_versions, resources_synced)
+VALUES ('9e1a5c4e-0d7a-4f5e-9d1d-de0c10ad0001', 'Open vSwitch agent', 'neutron-openvswitch-agent',
+  'N/A', '$HOSTNAME_NOVA', 1, NOW(), NOW(), '2099-01-01 00:00:00',
+  'devcloud: fake agent row so that ports bind (no agent runs)',
+  '{"bridge_mappings": {"public": "br-ex"}, "tunnel_types": ["vxlan"], "tunneling_ip": "127.0.0.1", "l2_population": false, "integration_bridge": "br-int", "ovs_hybrid_plug": false, "datapath_type": "system", "ovs_capabilities": {"datapath_types": ["system"], "iface_types": ["internal", "vxlan"]}, "enable_distributed_routing": false}',
+  0, NULL, NULL, 1);
+EOF
+}
+
+cmd_install_check() {
+  local p
+  for p in keystone neutron-server nova-api octavia-api cinder-volume python3-openstackclient; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep 'install ok installed' >/dev/null ||
+      die "package $p is not installed: run '$0 install' first"
+  done
+}
+
+export_admin_env() {
+  export OS_AUTH_URL=$KEYSTONE OS_USERNAME=admin OS_PASSWORD=$ADMIN_PASS OS_PROJECT_NAME=admin
+  export OS_USER_DOMAIN_NAME=Default OS_PROJECT_DOMAIN_NAME=Default OS_REGION_NAME=$REGION
+  export OS_IDENTITY_API_VERSION=3 OS_INTERFACE=public DEVCLOUD_MEMBER_PASS=$MEMBER_PASS
+  export DEVCLOUD_SERVICE_PASS=$SERVICE_PASS
+}
+
+write_clouds_yaml() {
+  export_admin_env
+  CLOUDS_YAML=$CLOUDS_YAML $PY "$HERE/bootstrap.py" clouds-yaml
+  unset OS_PASSWORD DEVCLOUD_MEMBER_PASS DEVCLOUD_SERVICE_PASS
+}
+
+# ---------------------------------------------------------------------------------------------
+# stop, status, env, reset
+# ---------------------------------------------------------------------------------------------
+cmd_stop() {
+  need_root
+  local t; t=$(date +%s)
+  local apis=() i
+  for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do
+    case ${SERVICES[i]} in epmd | mariadb | rabbitmq) ;; *) apis+=("${SERVICES[i]}") ;; esac
+  done
+  stop_sessions 30 "${apis[@]}"
+  stop_sessions 30 rabbitmq
+  stop_sessions 60 epmd mariadb
+  rm -f "$STATE/started"
+  local left=""
+  for s in "${SERVICES[@]}"; do is_running "$s" && left+=" $s"; done
+  [[ -z $left ]] || die "stop: still running:$left"
+  log "stop: all devcloud processes stopped in $(($(date +%s) - t))s"
+}
+
+cmd_status() {
+  local s rc=0 pid
+  for s in "${SERVICES[@]}"; do
+    if is_running "$s"; then
+      pid=$(<"$(pidfile "$s")")
+      printf '%-22s running  pid %-7s %s processes\n' "$s" "$pid" "$(session_pids "$pid" | wc -l)"
+    else
+      printf '%-22s stopped\n' "$s"
+      rc=1
+    fi
+  done
+  local e
+  for e in "${ENDPOINTS[@]}"; do
+    if http_up "${e#* }"; then
+      printf '%-22s answers  %s\n' "${e%% *} API" "${e#* }"
+    else
+      printf '%-22s DOWN     %s\n' "${e%% *} API" "${e#* }"
+      rc=1
+    fi
+  done
+  local rss
+  rss=$(for s in "${SERVICES[@]}"; do is_running "$s" && session_pids "$(<"$(pidfile "$s")")"; done |
+    xargs -r ps -o rss= -p 2>/dev/null | awk '{s += $1} END {printf "%.0f", s / 1024}')
+  echo "memory (RSS sum of all devcloud processes): ${rss:-0} MiB"
+  return $rc
+}
+
+cmd_env() {
+  echo "export OS_CLIENT_CONFIG_FILE=$CLOUDS_YAML"
+  echo "export OS_CLOUD=devcloud-member"
+  echo "# admin: export OS_CLOUD=devcloud"
+}
+
+cmd_reset() {
+  need_root
+  log "reset: stopping, then dropping every devcloud database and stored blob"
+  cmd_stop
+  configure_mariadb
+  spawn mariadb /usr/sbin/mariadbd --user=mysql --pid-file=/run/mysqld/mysqld.pid
+  WATCH=mariadb wait_for "mariadb to accept connections" "$WAIT" mysqladmin --protocol=socket -uroot ping
+  local d sql=""
+  for d in "${DATABASES[@]}"; do sql+="DROP DATABASE IF EXISTS $d;"; done
+  printf '%s\n' "$sql" | mysql_root
+  stop_sessions 60 mariadb
+  rm -rf "$STATE/done" /var/lib/glance/images/* /etc/keystone/fernet-keys /etc/keystone/credential-keys
+  rm -f /var/lib/nova/instances/compute_id
+  log "reset: state removed; starting from scratch"
+  cmd_start
+}
+
+# ---------------------------------------------------------------------------------------------
+main() {
+  mkdir -p "$RUN" "$LOGDIR"
+  local cmd=${1:-}
+  case $cmd in
+    install) cmd_install ;;
+    start) cmd_start ;;
+    stop) cmd_stop ;;
+    status) cmd_status && exit 0 || exit 1 ;;
+    env) cmd_env ;;
+    reset) cmd_reset ;;
+    *) sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; [[ -n $cmd ]] && exit 2; exit 0 ;;
+  esac
+}
+main "$@"
