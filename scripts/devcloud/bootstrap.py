@@ -2,8 +2,8 @@
 """devcloud bootstrap: the parts of `devcloud.sh start` that talk to the APIs.
 
     bootstrap.py identity     service project/users, roles, catalog, the member user
-    bootstrap.py resources    wait for nova-compute/cinder-volume; flavors, image,
-                              external network, quotas
+    bootstrap.py wait         wait for nova-compute (mapped to cell1) and cinder-volume
+    bootstrap.py resources    flavors, image, external network, quotas
     bootstrap.py clouds-yaml  merge the devcloud entries into clouds.yaml
 
 Everything is get-or-create, so re-running is safe. Credentials come from the
@@ -154,7 +154,7 @@ def identity():
         "member, load-balancer_member are in place" % (len(CATALOG), MEMBER))
 
 
-def resources():
+def wait():
     timeout = int(os.environ.get("DEVCLOUD_WAIT", "180"))
     conn = admin()
 
@@ -171,6 +171,10 @@ def resources():
         return any(s["binary"] == "cinder-volume" and s["state"] == "up"
                    for s in r.json()["services"])
     wait_for("cinder-volume to be up", volume_ready, timeout)
+
+
+def resources():
+    conn = admin()
 
     for name, vcpus, ram, disk in FLAVORS:
         if conn.compute.find_flavor(name) is None:
@@ -241,7 +245,8 @@ def clouds_yaml():
 
 
 if __name__ == "__main__":
-    cmds = {"identity": identity, "resources": resources, "clouds-yaml": clouds_yaml}
+    cmds = {"identity": identity, "wait": wait, "resources": resources,
+            "clouds-yaml": clouds_yaml}
     if len(sys.argv) != 2 or sys.argv[1] not in cmds:
         raise SystemExit("usage: bootstrap.py " + "|".join(cmds))
     cmds[sys.argv[1]]()

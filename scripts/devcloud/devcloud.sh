@@ -674,8 +674,7 @@ cmd_start() {
   WATCH=keystone wait_for "keystone at $KEYSTONE" "$WAIT" http_ok "$KEYSTONE"
   WATCH=rabbitmq wait_for "rabbitmq on 127.0.0.1:5672" "$WAIT" tcp_open 127.0.0.1 5672
   export_admin_env
-  log "keystone: users, projects, roles, services and endpoints (get or create)"
-  $PY "$HERE/bootstrap.py" identity
+  once bootstrap-identity $PY "$HERE/bootstrap.py" identity
 
   # -- configure and sync the databases of the other services, one after the other (CPU bound)
   configure_glance; configure_placement; configure_neutron; configure_nova; configure_octavia; configure_cinder
@@ -721,8 +720,8 @@ cmd_start() {
   for s in "${SERVICES[@]}"; do is_running "$s" || die "$s exited during start (log: $LOGDIR/$s.log, $LOGDIR/$s.out)"; done
 
   # -- cloud content: flavors, image, external network, quotas; compute/volume services up
-  log "bootstrap: flavors, public network, quotas; waiting for nova-compute and cinder-volume"
-  DEVCLOUD_WAIT=$WAIT $PY "$HERE/bootstrap.py" resources
+  DEVCLOUD_WAIT=$WAIT $PY "$HERE/bootstrap.py" wait
+  once bootstrap-resources $PY "$HERE/bootstrap.py" resources
   write_clouds_yaml
   date +%s >"$STATE/started"
   log "start: devcloud is up in $(($(date +%s) - t_all))s; use OS_CLOUD=devcloud-member (or devcloud for admin)"
