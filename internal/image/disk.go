@@ -83,7 +83,7 @@ func (r *registration) convertToRaw(ctx context.Context, src source, d disk) (st
 	base := strings.TrimSuffix(filepath.Base(src.path), filepath.Ext(src.path))
 	dst := filepath.Join(r.spec.CacheDir, base+"-"+src.sha256[:16]+".raw")
 	if fi, err := os.Stat(dst); err == nil && fi.Size() == d.virtualSize {
-		r.log.Info("reusing the raw conversion of an earlier run", "image", r.spec.Name, "file", dst)
+		r.log.Info("reusing the raw conversion of an earlier run", "file", dst)
 		return dst, nil
 	}
 	qemu, err := exec.LookPath(r.spec.QemuImg)

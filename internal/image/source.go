@@ -266,7 +266,7 @@ func (r *registration) download(ctx context.Context, srcURL, want, wantFrom stri
 	}
 	dst := filepath.Join(r.spec.CacheDir, want[:16]+"-"+base)
 	if fi, err := os.Stat(dst); err == nil {
-		r.log.Info("found a cached download; verifying it", "image", r.spec.Name, "file", dst)
+		r.log.Info("found a cached download; verifying it", "file", dst)
 		got, err := r.hashFile(ctx, dst, fi.Size())
 		if err != nil {
 			return "", fmt.Errorf("cached download %s: %w", dst, err)

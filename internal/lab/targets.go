@@ -19,9 +19,9 @@ func Targets() map[string]Target {
 		"clean:all":          NotImplemented("clean:all"),
 		"clean:full":         CleanFull,
 		"clean:check":        CleanCheck,
-		"image:register":     NotImplemented("image:register"),
-		"appcred:create":     NotImplemented("appcred:create"),
-		"appcred:delete":     NotImplemented("appcred:delete"),
-		"appcred:list":       NotImplemented("appcred:list"),
+		"image:register":     ImageRegister,
+		"appcred:create":     AppcredCreate,
+		"appcred:delete":     AppcredDelete,
+		"appcred:list":       AppcredList,
 	}
 }
