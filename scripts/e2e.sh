@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# scripts/e2e.sh — the e2e tier end to end on a fresh machine:
+#   1. a Docker engine (scripts/docker-engine.sh start: installs and starts one if needed)
+#   2. the kind node image (make kind-image: builds it, or finds it current in seconds)
+#   3. go test -tags e2e ./tests/e2e/... (1-node and 2-node kind clusters)
+# and prints how long each phase took. Leaves the engine and the image in
+# place; the tests delete their clusters. Artifacts (test output, cluster
+# logs) go to $ARTIFACTS (default ./artifacts).
+#
+# Environment: KIND_NODE_IMAGE (node image; default: the KIND_NODE_IMAGE rule
+# of internal/kindimage — upstream when its registry resolves, else the local
+# build), E2E_TIMEOUT (go test -timeout, default 30m), E2E_RUN (go test -run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+export ARTIFACTS=${ARTIFACTS:-$ROOT/artifacts}
+mkdir -p "$ARTIFACTS/e2e"
+export PATH="/usr/local/go/bin:$PATH"
+
+T0=$SECONDS
+TIMINGS=()
+phase_start() { PHASE=$1; PT=$SECONDS; echo "=== e2e: $PHASE (+$((SECONDS - T0))s)"; }
+phase_end() {
+	TIMINGS+=("$(printf '%-28s %5ds' "$PHASE" "$((SECONDS - PT))")")
+	echo "=== e2e: $PHASE done in $((SECONDS - PT))s"
+}
+summary() {
+	local rc=$?
+	echo "=== e2e: timings"
+	local l
+	for l in "${TIMINGS[@]}"; do echo "  $l"; done
+	printf '  %-28s %5ds\n' total "$((SECONDS - T0))"
+	((rc == 0)) || echo "=== e2e: FAILED (exit $rc) in phase ${PHASE:-?}"
+}
+trap summary EXIT
+
+phase_start "docker engine"
+scripts/docker-engine.sh start
+phase_end
+
+phase_start "stale e2e clusters"
+# containers of earlier, interrupted runs (cluster names capilab-e2e-*)
+mapfile -t stale < <(docker ps -a --filter label=io.x-k8s.kind.cluster \
+	--format '{{.Label "io.x-k8s.kind.cluster"}} {{.Names}}' | awk '$1 ~ /^capilab-e2e-/ {print $2}')
+if ((${#stale[@]})); then
+	echo "removing ${#stale[@]} container(s) left by an earlier run: ${stale[*]}"
+	docker rm -f -v "${stale[@]}" >/dev/null
+fi
+phase_end
+
+phase_start "node image"
+# Build only when the KIND_NODE_IMAGE rule picks the locally built image.
+choice=$(nice -n 10 go run mage.go kind:nodeImage)
+echo "node image: $choice"
+if [[ $(cut -f2 <<<"$choice") == local ]]; then
+	nice -n 10 go run mage.go kind:image
+else
+	echo "not the local image: kind pulls it"
+fi
+phase_end
+
+phase_start "go test e2e"
+set +e
+go test -tags e2e -count=1 -v -timeout "${E2E_TIMEOUT:-30m}" ${E2E_RUN:+-run "$E2E_RUN"} ./tests/e2e/... 2>&1 |
+	tee "$ARTIFACTS/e2e/go-test.log"
+rc=${PIPESTATUS[0]}
+set -e
+grep -h 'TIMING' "$ARTIFACTS/e2e/go-test.log" | sed 's/^ *//' || true
+echo "tests: $(grep -c '^=== RUN' "$ARTIFACTS/e2e/go-test.log") run, $(grep -c -- '--- PASS' "$ARTIFACTS/e2e/go-test.log") passed, $(grep -c -- '--- FAIL' "$ARTIFACTS/e2e/go-test.log") failed"
+phase_end
+exit "$rc"
