@@ -66,6 +66,7 @@ go test -tags e2e -count=1 -v -timeout "${E2E_TIMEOUT:-30m}" ${E2E_RUN:+-run "$E
 rc=${PIPESTATUS[0]}
 set -e
 grep -h 'TIMING' "$ARTIFACTS/e2e/go-test.log" | sed 's/^ *//' || true
-echo "tests: $(grep -c '^=== RUN' "$ARTIFACTS/e2e/go-test.log") run, $(grep -c -- '--- PASS' "$ARTIFACTS/e2e/go-test.log") passed, $(grep -c -- '--- FAIL' "$ARTIFACTS/e2e/go-test.log") failed"
+log=$ARTIFACTS/e2e/go-test.log
+echo "e2e tests: $(grep -c '^--- PASS: Test' "$log") passed, $(grep -c '^--- FAIL: Test' "$log") failed (with subtests: $(grep -c -- '--- PASS' "$log") passed, $(grep -c -- '--- FAIL' "$log") failed)"
 phase_end
 exit "$rc"

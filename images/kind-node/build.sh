@@ -42,7 +42,7 @@ log() { printf '[kind-node %s +%ds] %s\n' "$(date -u +%H:%M:%S)" "$((SECONDS - T
 die() { log "ERROR: $*"; exit 1; }
 
 # --- clean-up on exit / Ctrl-C ----------------------------------------------
-BUILD_CTR=""
+BUILD_CTR="" NODE_BUILD_IMAGE=""
 cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
@@ -51,6 +51,7 @@ cleanup() {
 	pids=$(jobs -p) || true
 	[[ -z $pids ]] || kill -TERM $pids 2>/dev/null || true
 	[[ -z $BUILD_CTR ]] || docker rm -f -v "$BUILD_CTR" >/dev/null 2>&1 || true
+	[[ -z $NODE_BUILD_IMAGE ]] || docker rmi "$NODE_BUILD_IMAGE" >/dev/null 2>&1 || true
 	((rc == 0)) || log "FAILED (exit $rc)${CURRENT_STEP:+ in step $CURRENT_STEP} after $((SECONDS - T0))s"
 	exit "$rc"
 }
@@ -343,7 +344,8 @@ node_image() {
 	grep -q "sandbox_image = \"$PAUSE_IMAGE\"" "$ctx/files/etc/containerd/config.toml" || die "could not set sandbox_image in kind's containerd config"
 	grep -q 'restrict_oom_score_adj = true' "$ctx/files/etc/containerd/config.toml" || die "could not set restrict_oom_score_adj in kind's containerd config"
 	# the steps of kind's base Dockerfile (images/base/Dockerfile), on our rootfs
-	docker_image "capilab-kind/node-build:$ROOTFS_KEY" "$ROOTFS_IMAGE" "$ctx" '
+	NODE_BUILD_IMAGE=capilab-kind/node-build:$ROOTFS_KEY
+	docker_image "$NODE_BUILD_IMAGE" "$ROOTFS_IMAGE" "$ctx" '
 COPY files/ /
 COPY bin/kubeadm bin/kubelet bin/kubectl /usr/bin/
 COPY bin/containerd bin/containerd-shim-runc-v2 bin/ctr bin/crictl /usr/local/bin/
@@ -367,7 +369,7 @@ STOPSIGNAL SIGRTMIN+3'
 	# import the component images into the node's containerd, as kind does
 	BUILD_CTR=capilab-kind-build-$$
 	docker run -d --name "$BUILD_CTR" --entrypoint=sleep --security-opt seccomp=unconfined \
-		"capilab-kind/node-build:$ROOTFS_KEY" infinity >/dev/null
+		"$NODE_BUILD_IMAGE" infinity >/dev/null
 	docker exec "$BUILD_CTR" bash -c 'nohup containerd >/var/log/containerd-build.log 2>&1 & echo $! >/run/containerd-build.pid'
 	local i
 	for ((i = 0; ; i++)); do
@@ -376,9 +378,9 @@ STOPSIGNAL SIGRTMIN+3'
 		log "waiting for containerd in the build container ($i/60s)"
 		sleep 1
 	done
-	docker exec -i "$BUILD_CTR" ctr --namespace=k8s.io images import --label=io.cri-containerd.pinned=pinned \
-		--all-platforms --no-unpack --digests - <"$WORK/images.tar" >/dev/null
-	docker exec "$BUILD_CTR" ctr --namespace=k8s.io images ls -q | sort >"$WORK/node-images.txt"
+	quiet ctr-import docker exec -i "$BUILD_CTR" ctr --namespace=k8s.io images import --label=io.cri-containerd.pinned=pinned \
+		--all-platforms --no-unpack --digests - <"$WORK/images.tar"
+	docker exec "$BUILD_CTR" ctr --namespace=k8s.io images ls -q 2>/dev/null | sort >"$WORK/node-images.txt"
 	for img in "${BUILT[@]}"; do
 		grep -qx "$img" "$WORK/node-images.txt" || grep -qx "docker.io/$img" "$WORK/node-images.txt" ||
 			die "$img is missing from the node's containerd after import"
@@ -396,7 +398,8 @@ STOPSIGNAL SIGRTMIN+3'
 		"$BUILD_CTR" "$IMAGE" >/dev/null
 	docker rm -f -v "$BUILD_CTR" >/dev/null
 	BUILD_CTR=""
-	docker rmi "capilab-kind/node-build:$ROOTFS_KEY" >/dev/null
+	docker rmi "$NODE_BUILD_IMAGE" >/dev/null
+	NODE_BUILD_IMAGE=""
 	# the image this one replaces (1.5 GB); kept if a container still uses it
 	[[ -z $previous ]] || docker rmi "$previous" >/dev/null 2>&1 || true
 	rm -f "$WORK/images.tar"
@@ -414,6 +417,8 @@ else
 	ROOTFS_PID=$!
 fi
 
+# our own code first: a compile error should not wait for 15 minutes of k8s
+step cni-agent build_agent
 if stamped "$K8S_OUT" "$(k8s_ldflags)" && [[ -f $K8S_MOD/go.mod ]]; then
 	log "step kubernetes: cached ($K8S_OUT)"
 else
@@ -430,7 +435,6 @@ for c in etcd coredns containerd pause; do
 		stamp "${!var}" "$c"
 	fi
 done
-step cni-agent build_agent
 if [[ -n $ROOTFS_PID ]]; then
 	log "waiting for step rootfs"
 	wait "$ROOTFS_PID" || die "step rootfs failed"
