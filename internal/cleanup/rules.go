@@ -61,7 +61,7 @@ type Rule struct {
 
 const capoDescription = "Created by cluster-api-provider-openstack cluster "
 
-// Rules are the direct ownership rules. Sources: CAPO v0.14.7
+// Rules are the direct ownership rules. Sources: CAPO (at the version pinned in manifests/versions.yaml)
 // pkg/cloud/services/{networking,loadbalancer,compute} and
 // pkg/utils/names (names and descriptions), OCCM's load balancer code
 // (names and descriptions with --cluster-name), Cinder CSI (volume and
@@ -76,7 +76,7 @@ var Rules = []Rule{
 	{ID: "capo-secgroup-bastion", Types: []Type{SecurityGroup}, Pattern: Pattern{Name: "k8s-cluster-{R}-secgroup-bastion"}, Reason: "CAPO bastion security group"},
 	{ID: "capo-kubeapi-lb", Types: []Type{LoadBalancer}, Pattern: Pattern{Name: "k8s-clusterapi-cluster-{R}-kubeapi"}, Reason: "CAPO API server load balancer"},
 	// CAPO's description on what it creates (names.GetDescription). A live
-	// v0.14.7 run wrote the cluster name alone on machine ports, so both
+	// CAPO run wrote the cluster name alone on machine ports, so both
 	// exact forms count.
 	{ID: "capo-description", Types: []Type{Port, FloatingIP, Subnet, Router, LoadBalancer}, Pattern: Pattern{Description: []string{capoDescription + "{R}", capoDescription + "{C}"}}, Reason: "CAPO description names the cluster"},
 	// OCCM with --cluster-name=C: load balancers kube_service_<C>_<ns>_<svc>

@@ -16,6 +16,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/capilab/capilab/internal/cleanup"
 	"github.com/capilab/capilab/internal/config"
 	"github.com/capilab/capilab/internal/lab"
 	"github.com/capilab/capilab/internal/versions"
@@ -231,10 +232,6 @@ func replaceSection(readme, name, content string) (string, bool) {
 // from what the settings model and the Makefile say.
 func TestREADMEGenerated(t *testing.T) {
 	path := filepath.Join(root, "README.md")
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
 	pinned, err := versions.Load()
 	if err != nil {
 		t.Fatal(err)
@@ -251,18 +248,34 @@ func TestREADMEGenerated(t *testing.T) {
 		}
 		fmt.Fprintf(&targets, "| `make %s` | %s | %s |\n", name, mt, docs[name])
 	}
-	readme := string(data)
-	want := readme
-	for name, content := range map[string]string{
+	checkGenerated(t, path, map[string]string{
 		"settings": strings.TrimSpace(config.MarkdownTable(pinned.Workload.KubernetesDefault)),
 		"targets":  strings.TrimSpace(targets.String()),
-	} {
+	})
+}
+
+// TestCleanupDocGenerated keeps docs/cleanup.md's rules table in step with
+// the rules in internal/cleanup.
+func TestCleanupDocGenerated(t *testing.T) {
+	checkGenerated(t, filepath.Join(root, "docs", "cleanup.md"), map[string]string{"rules": strings.TrimSpace(cleanup.RulesMarkdown())})
+}
+
+// checkGenerated compares (or with -update rewrites) generated sections.
+func checkGenerated(t *testing.T, path string, sections map[string]string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(data)
+	want := text
+	for name, content := range sections {
 		var ok bool
 		if want, ok = replaceSection(want, name, content); !ok {
-			t.Fatalf("README.md lacks the <!-- %s:begin --> / <!-- %s:end --> markers", name, name)
+			t.Fatalf("%s lacks the <!-- %s:begin --> / <!-- %s:end --> markers", path, name, name)
 		}
 	}
-	if want == readme {
+	if want == text {
 		return
 	}
 	if *update {
@@ -271,5 +284,5 @@ func TestREADMEGenerated(t *testing.T) {
 		}
 		return
 	}
-	t.Fatal("README.md tables are stale: run `go test ./internal/repocheck -update`")
+	t.Fatalf("%s is stale: run `go test ./internal/repocheck -update`", path)
 }

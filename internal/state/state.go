@@ -28,7 +28,9 @@ func (d Dir) CloudsFile() string { return filepath.Join(string(d), "clouds.yaml"
 func (d Dir) ClusterDir(cluster string) string { return filepath.Join(string(d), "clusters", cluster) }
 
 // CloudConf is the cloud.conf of a cluster's OCCM and Cinder CSI.
-func (d Dir) CloudConf(cluster string) string { return filepath.Join(d.ClusterDir(cluster), "cloud.conf") }
+func (d Dir) CloudConf(cluster string) string {
+	return filepath.Join(d.ClusterDir(cluster), "cloud.conf")
+}
 
 // RecordCluster records that the lab made a cluster (idempotent).
 func (d Dir) RecordCluster(cluster string) error {
