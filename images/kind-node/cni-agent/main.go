@@ -9,7 +9,9 @@
 //   - masquerades traffic from this node's pods that leaves the cluster's pod
 //     subnet, so pods reach node, host and outside addresses.
 //
-// It watches Node objects and reconciles on every change and every --resync.
+// It lists the Node objects every --resync and reconciles. It uses only the
+// standard library (a small REST client, see apiserver.go): it is compiled
+// on every cold image build, and client-go would add minutes to that.
 package main
 
 import (
@@ -21,13 +23,9 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
-
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/cache"
 )
 
 func main() {
@@ -35,7 +33,7 @@ func main() {
 	flag.StringVar(&cfg.NodeName, "node-name", os.Getenv("NODE_NAME"), "name of the node this agent runs on")
 	flag.StringVar(&cfg.PodSubnet, "pod-subnet", "", "the cluster's pod subnet(s), comma separated (kind: networking.podSubnet)")
 	flag.StringVar(&cfg.ConfDir, "cni-conf-dir", "/etc/cni/net.d", "directory the node's container runtime reads CNI configs from")
-	flag.DurationVar(&cfg.Resync, "resync", 30*time.Second, "reconcile at least this often")
+	flag.DurationVar(&cfg.Resync, "resync", 5*time.Second, "how often the nodes are listed and the node reconciled")
 	flag.Parse()
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -58,63 +56,33 @@ func run(ctx context.Context, log *slog.Logger, cfg config) error {
 	if cfg.NodeName == "" {
 		return errors.New("--node-name (or NODE_NAME) is required")
 	}
+	if cfg.Resync <= 0 {
+		return errors.New("--resync must be positive")
+	}
 	subnets, err := parseCIDRs(cfg.PodSubnet)
 	if err != nil {
 		return fmt.Errorf("--pod-subnet: %w", err)
 	}
-	restCfg, err := rest.InClusterConfig()
+	api, err := inClusterAPI()
 	if err != nil {
-		return fmt.Errorf("in-cluster config: %w", err)
+		return err
 	}
-	// kind sets CONTROL_PLANE_ENDPOINT (host:port of the API server on the
-	// node network): usable before kube-proxy programs the Service VIP.
-	if ep := os.Getenv("CONTROL_PLANE_ENDPOINT"); ep != "" {
-		restCfg.Host = "https://" + ep
-	}
-	client, err := kubernetes.NewForConfig(restCfg)
-	if err != nil {
-		return fmt.Errorf("kubernetes client: %w", err)
-	}
-
-	factory := informers.NewSharedInformerFactory(client, cfg.Resync)
-	nodes := factory.Core().V1().Nodes()
-	kick := make(chan struct{}, 1)
-	poke := func() {
-		select {
-		case kick <- struct{}{}:
-		default:
-		}
-	}
-	if _, err := nodes.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { poke() },
-		UpdateFunc: func(any, any) { poke() },
-		DeleteFunc: func(any) { poke() },
-	}); err != nil {
-		return fmt.Errorf("watch nodes: %w", err)
-	}
-	factory.Start(ctx.Done())
-	defer factory.Shutdown()
-	syncCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	if !cache.WaitForCacheSync(syncCtx.Done(), nodes.Informer().HasSynced) {
-		return fmt.Errorf("node cache did not sync within 2m: %w", context.Cause(syncCtx))
-	}
-
 	r := &reconciler{log: log, cfg: cfg, clusterSubnets: subnets, host: execHost{}}
 	ticker := time.NewTicker(cfg.Resync)
 	defer ticker.Stop()
-	log.Info("cni-agent started", "node", cfg.NodeName, "podSubnet", cfg.PodSubnet)
+	log.Info("cni-agent started", "node", cfg.NodeName, "podSubnet", cfg.PodSubnet, "apiserver", api.base)
 	for {
-		list, err := nodes.Lister().List(everything())
+		lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		nodes, err := api.listNodes(lctx)
+		cancel()
 		if err != nil {
 			log.Error("list nodes", "err", err)
-		} else if err := r.reconcile(ctx, list); err != nil {
+		} else if err := r.reconcile(ctx, nodes); err != nil {
 			log.Error("reconcile", "err", err)
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-kick:
 		case <-ticker.C:
 		}
 	}
@@ -122,7 +90,10 @@ func run(ctx context.Context, log *slog.Logger, cfg config) error {
 
 func parseCIDRs(s string) ([]*net.IPNet, error) {
 	var out []*net.IPNet
-	for _, part := range splitComma(s) {
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
 		_, n, err := net.ParseCIDR(part)
 		if err != nil {
 			return nil, fmt.Errorf("%q: %w", part, err)

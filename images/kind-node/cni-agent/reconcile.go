@@ -11,10 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
-
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/labels"
 )
 
 // routeProto marks the routes this agent owns (ip route ... proto 250), so a
@@ -23,18 +19,6 @@ const routeProto = "250"
 
 // confName is the CNI config file the agent owns in --cni-conf-dir.
 const confName = "10-capilab.conflist"
-
-func everything() labels.Selector { return labels.Everything() }
-
-func splitComma(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
-}
 
 // host is what the reconciler changes on the node; execHost runs ip/iptables,
 // tests use a fake.
@@ -62,11 +46,11 @@ type reconciler struct {
 	masqDone       map[string]bool
 }
 
-func (r *reconciler) reconcile(ctx context.Context, nodes []*corev1.Node) error {
-	var self *corev1.Node
-	for _, n := range nodes {
-		if n.Name == r.cfg.NodeName {
-			self = n
+func (r *reconciler) reconcile(ctx context.Context, nodes []node) error {
+	var self *node
+	for i := range nodes {
+		if nodes[i].Metadata.Name == r.cfg.NodeName {
+			self = &nodes[i]
 		}
 	}
 	if self == nil {
@@ -74,7 +58,7 @@ func (r *reconciler) reconcile(ctx context.Context, nodes []*corev1.Node) error 
 	}
 	own := podCIDRs(self)
 	if len(own) == 0 {
-		r.log.Info("waiting for the node's podCIDR to be allocated", "node", self.Name)
+		r.log.Info("waiting for the node's podCIDR to be allocated", "node", self.Metadata.Name)
 		return nil
 	}
 	var errs []error
@@ -108,7 +92,7 @@ func (r *reconciler) reconcile(ctx context.Context, nodes []*corev1.Node) error 
 			r.masqDone[c] = true
 		}
 	}
-	errs = append(errs, r.syncRoutes(ctx, desiredRoutes(self.Name, nodes)))
+	errs = append(errs, r.syncRoutes(ctx, desiredRoutes(self.Metadata.Name, nodes)))
 	return errors.Join(errs...)
 }
 
@@ -148,7 +132,7 @@ func (r *reconciler) syncRoutes(ctx context.Context, want []route) error {
 }
 
 // podCIDRs returns a node's pod CIDRs (spec.podCIDRs, or the legacy podCIDR).
-func podCIDRs(n *corev1.Node) []string {
+func podCIDRs(n *node) []string {
 	if len(n.Spec.PodCIDRs) > 0 {
 		return n.Spec.PodCIDRs
 	}
@@ -159,10 +143,11 @@ func podCIDRs(n *corev1.Node) []string {
 }
 
 // desiredRoutes: every other node's podCIDRs via its InternalIP of the same family.
-func desiredRoutes(self string, nodes []*corev1.Node) []route {
+func desiredRoutes(self string, nodes []node) []route {
 	var out []route
-	for _, n := range nodes {
-		if n.Name == self {
+	for i := range nodes {
+		n := &nodes[i]
+		if n.Metadata.Name == self {
 			continue
 		}
 		for _, c := range podCIDRs(n) {
@@ -172,7 +157,7 @@ func desiredRoutes(self string, nodes []*corev1.Node) []route {
 			}
 			for _, a := range n.Status.Addresses {
 				gw := net.ParseIP(a.Address)
-				if a.Type != corev1.NodeInternalIP || gw == nil || (gw.To4() == nil) != (ip.To4() == nil) {
+				if a.Type != "InternalIP" || gw == nil || (gw.To4() == nil) != (ip.To4() == nil) {
 					continue
 				}
 				out = append(out, route{Dst: c, Via: gw.String()})

@@ -2,41 +2,49 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
-
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-func node(name, cidr, ip string) *corev1.Node {
-	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}
+func mkNode(name, cidr, ip string) node {
+	var n node
+	n.Metadata.Name = name
 	if cidr != "" {
 		n.Spec.PodCIDR = cidr
 		n.Spec.PodCIDRs = []string{cidr}
 	}
 	if ip != "" {
-		n.Status.Addresses = []corev1.NodeAddress{
-			{Type: corev1.NodeHostName, Address: name},
-			{Type: corev1.NodeInternalIP, Address: ip},
-		}
+		n.Status.Addresses = append(n.Status.Addresses,
+			struct {
+				Type    string `json:"type"`
+				Address string `json:"address"`
+			}{"Hostname", name},
+			struct {
+				Type    string `json:"type"`
+				Address string `json:"address"`
+			}{"InternalIP", ip})
 	}
 	return n
 }
 
 func TestDesiredRoutes(t *testing.T) {
-	nodes := []*corev1.Node{
-		node("cp", "10.244.0.0/24", "172.18.0.2"),
-		node("w1", "10.244.1.0/24", "172.18.0.3"),
-		node("w2", "", "172.18.0.4"),                 // no podCIDR yet: no route
-		node("w3", "10.244.3.0/24", ""),              // no address yet: no route
-		node("w4", "fd00:10:244::/64", "172.18.0.5"), // family mismatch: no route
+	nodes := []node{
+		mkNode("cp", "10.244.0.0/24", "172.18.0.2"),
+		mkNode("w1", "10.244.1.0/24", "172.18.0.3"),
+		mkNode("w2", "", "172.18.0.4"),                 // no podCIDR yet: no route
+		mkNode("w3", "10.244.3.0/24", ""),              // no address yet: no route
+		mkNode("w4", "fd00:10:244::/64", "172.18.0.5"), // family mismatch: no route
 	}
 	got := desiredRoutes("cp", nodes)
 	want := []route{{Dst: "10.244.1.0/24", Via: "172.18.0.3"}}
@@ -125,14 +133,14 @@ func TestReconcile(t *testing.T) {
 	ctx := context.Background()
 
 	// before the podCIDR is allocated nothing is written
-	if err := r.reconcile(ctx, []*corev1.Node{node("w1", "", "172.18.0.3")}); err != nil {
+	if err := r.reconcile(ctx, []node{mkNode("w1", "", "172.18.0.3")}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, confName)); !os.IsNotExist(err) {
 		t.Fatalf("CNI config written before the podCIDR was known: %v", err)
 	}
 
-	nodes := []*corev1.Node{node("cp", "10.244.0.0/24", "172.18.0.2"), node("w1", "10.244.1.0/24", "172.18.0.3")}
+	nodes := []node{mkNode("cp", "10.244.0.0/24", "172.18.0.2"), mkNode("w1", "10.244.1.0/24", "172.18.0.3")}
 	for range 2 { // twice: the second pass must change nothing
 		if err := r.reconcile(ctx, nodes); err != nil {
 			t.Fatal(err)
@@ -149,5 +157,37 @@ func TestReconcile(t *testing.T) {
 	}
 	if err := r.reconcile(ctx, nodes[:1]); err == nil {
 		t.Fatal("reconcile without its own node succeeded")
+	}
+}
+
+func TestListNodes(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/v1/nodes" || r.Header.Get("Authorization") != "Bearer tok" {
+			http.Error(w, "forbidden", http.StatusForbidden)
+			return
+		}
+		_, _ = io.WriteString(w, `{"kind":"NodeList","items":[{"metadata":{"name":"cp"},"spec":{"podCIDR":"10.244.0.0/24","podCIDRs":["10.244.0.0/24"]},"status":{"addresses":[{"type":"InternalIP","address":"172.18.0.2"}]}}]}`)
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte("tok\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	c := newAPIClient(srv.URL, tokenFile, &tls.Config{RootCAs: pool})
+	nodes, err := c.listNodes(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(nodes) != 1 || nodes[0].Metadata.Name != "cp" || podCIDRs(&nodes[0])[0] != "10.244.0.0/24" || nodes[0].Status.Addresses[0].Address != "172.18.0.2" {
+		t.Fatalf("decoded %+v", nodes)
+	}
+	if err := os.WriteFile(tokenFile, []byte("wrong"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.listNodes(context.Background()); err == nil || !strings.Contains(err.Error(), "403") {
+		t.Fatalf("a rejected token gave %v", err)
 	}
 }
