@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# make test-integration: the integration tier (and, later, the kind/e2e tier).
+#
+#   1. devcloud    install (first time on a machine) and start devcloud, unless it already runs
+#   2. integration go test -tags integration ./tests/...  (every integration package under tests/)
+#   3. (e2e)       reserved for the kind/e2e tier
+#   4. teardown    devcloud keeps running unless DEVCLOUD_STOP=1
+#
+# Environment:
+#   DEVCLOUD_STOP=1            stop devcloud at the end (default: leave it running for the next run)
+#   INTEGRATION_TIMEOUT=40m    go test -timeout for the integration tier
+#   INTEGRATION_RUN=regexp     go test -run filter (default: all)
+#   GO=go                      the go command
+set -euo pipefail
+cd "$(dirname "$0")/.."
+GO=${GO:-go}
+T0=$(date +%s)
+section() { echo "=== test-integration: $* ($(($(date +%s) - T0))s)"; }
+
+status=0
+teardown() { # runs on every exit; a failed stop fails the run
+  if [[ ${DEVCLOUD_STOP:-0} == 1 ]]; then
+    section "teardown: stopping devcloud (DEVCLOUD_STOP=1)"
+    scripts/devcloud/devcloud.sh stop || exit 1
+  else
+    section "teardown: devcloud left running (DEVCLOUD_STOP=1 stops it); 'make devcloud-down' stops it later"
+  fi
+}
+trap teardown EXIT
+
+# ---- 1. devcloud ------------------------------------------------------------------------------
+section "devcloud: install (no-op when installed) and start (no-op when running)"
+scripts/devcloud/devcloud.sh install
+scripts/devcloud/devcloud.sh start
+scripts/devcloud/devcloud.sh status
+
+# ---- 2. integration tier: every package under tests/ with integration-tagged tests ----------------
+section "integration: go test -tags integration ./tests/..."
+# Debian's tools first (the openstack CLI), Go where .ci/run put it.
+export PATH="/usr/sbin:/usr/bin:/sbin:/bin:$(dirname "$(command -v "$GO")")"
+args=(-tags integration -count=1 -timeout "${INTEGRATION_TIMEOUT:-40m}")
+[[ -n ${INTEGRATION_RUN:-} ]] && args+=(-run "$INTEGRATION_RUN")
+"$GO" test "${args[@]}" ./tests/... || status=$?
+
+# ---- 3. e2e tier (kind) -------------------------------------------------------------------------
+# (added by the kind/e2e work)
+
+section "done (exit $status)"
+exit $status

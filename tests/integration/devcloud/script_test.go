@@ -1,0 +1,123 @@
+//go:build integration
+
+package devcloud
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/capilab/capilab/tests/devcloudtest"
+)
+
+var script = filepath.Join("..", "..", "..", "scripts", "devcloud", "devcloud.sh")
+
+func runScript(t *testing.T, timeout time.Duration, verb string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), timeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, script, verb).CombinedOutput()
+	if err != nil {
+		t.Fatalf("devcloud.sh %s: %v\n%s", verb, err, out)
+	}
+	return string(out)
+}
+
+// `start` on a running devcloud is a quick no-op.
+func TestScriptStartIsIdempotent(t *testing.T) {
+	start := time.Now()
+	out := runScript(t, 2*time.Minute, "start")
+	if !strings.Contains(out, "already running") {
+		t.Errorf("start on a running devcloud did work:\n%s", out)
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Errorf("start on a running devcloud took %v, want a quick check", d)
+	}
+	runScript(t, time.Minute, "status")
+}
+
+// Every socket a devcloud process listens on is bound to loopback.
+func TestScriptListensOnLoopbackOnly(t *testing.T) {
+	pids := map[string]bool{}
+	runDir := "/var/lib/devcloud/run"
+	if s := os.Getenv("DEVCLOUD_STATE"); s != "" {
+		runDir = filepath.Join(s, "run")
+	}
+	files, err := filepath.Glob(filepath.Join(runDir, "*.pid"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no PID files in %s (%v): is devcloud running?", runDir, err)
+	}
+	sessions := map[string]bool{}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sessions[strings.TrimSpace(string(b))] = true
+	}
+	ps, err := exec.Command("ps", "-e", "-o", "pid=,sid=").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(bytes.NewReader(ps))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) == 2 && sessions[f[1]] {
+			pids[f[0]] = true
+		}
+	}
+	ss, err := exec.Command("ss", "-H", "-ltnup").Output()
+	if err != nil {
+		t.Fatalf("ss: %v", err)
+	}
+	checked := 0
+	sc = bufio.NewScanner(bytes.NewReader(ss))
+	for sc.Scan() {
+		line := sc.Text()
+		f := strings.Fields(line)
+		if len(f) < 5 {
+			continue
+		}
+		owner := false
+		for _, part := range strings.Split(line, "pid=")[1:] {
+			pid := part[:strings.IndexAny(part+",", ",)")]
+			if _, err := strconv.Atoi(pid); err == nil && pids[pid] {
+				owner = true
+			}
+		}
+		if !owner {
+			continue
+		}
+		checked++
+		local := f[4]
+		if !strings.HasPrefix(local, "127.") && !strings.HasPrefix(local, "[::1]") {
+			t.Errorf("devcloud process listens on %s, not loopback: %s", local, line)
+		}
+	}
+	if checked < 10 {
+		t.Errorf("found only %d listening sockets of devcloud processes; want every API, MariaDB and RabbitMQ", checked)
+	}
+}
+
+// clouds.yaml holds passwords: it must be private, and have both devcloud entries.
+func TestScriptCloudsYAML(t *testing.T) {
+	fi, err := os.Stat(devcloudtest.CloudsYAMLPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("%s has mode %v, want 0600", devcloudtest.CloudsYAMLPath(), fi.Mode().Perm())
+	}
+	for _, c := range []devcloudtest.Cloud{devcloudtest.Admin(), devcloudtest.Member()} {
+		if auth, _ := c.Entry(t)["auth"].(map[string]any); auth["auth_url"] == nil {
+			t.Errorf("cloud %s has no auth_url", c.Name)
+		}
+	}
+}
