@@ -124,6 +124,10 @@ def identity():
             roles[r] = idn.create_role(name=r)
             log("created role " + r)
 
+    # Re-set admin's password so that it is hashed with devcloud's cheap rounds too
+    # (keystone-manage bootstrap hashed it with the default, ~0.3 s of CPU per login).
+    user("admin", os.environ["OS_PASSWORD"])
+
     service_project = project("service", "devcloud service users")
     spw = os.environ["DEVCLOUD_SERVICE_PASS"]
     for u in SERVICE_USERS:

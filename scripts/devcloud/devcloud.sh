@@ -225,10 +225,10 @@ stop_sessions() {
   for name in "${names[@]}"; do rm -f "$(pidfile "$name")"; done
 }
 
-http_ok() { curl -fsS -o /dev/null --max-time 5 "$1"; }
+http_ok() { curl -fsS -o /dev/null --max-time "${HTTP_TIMEOUT:-20}" "$1"; }
 # http_up URL: any HTTP answer below 500 (the API runs, even if it wants a token).
 http_up() {
-  local code; code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$1") || return 1
+  local code; code=$(curl -s -o /dev/null -w '%{http_code}' --max-time "${HTTP_TIMEOUT:-20}" "$1") || return 1
   [[ $code =~ ^[1-4][0-9][0-9]$ ]]
 }
 tcp_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
@@ -670,7 +670,7 @@ cmd_start() {
   chown keystone "$LOGDIR/keystone.log"
   chown placement "$LOGDIR/placement.log" 2>/dev/null || true
   # shellcheck disable=SC2046
-  spawn keystone $(uwsgi_cmd 5000 /usr/bin/keystone-wsgi-public 3 keystone keystone)
+  spawn keystone $(uwsgi_cmd 5000 /usr/bin/keystone-wsgi-public 4 keystone keystone)
   WATCH=keystone wait_for "keystone at $KEYSTONE" "$WAIT" http_ok "$KEYSTONE"
   WATCH=rabbitmq wait_for "rabbitmq on 127.0.0.1:5672" "$WAIT" tcp_open 127.0.0.1 5672
   export_admin_env
