@@ -166,6 +166,7 @@ func (m *Manager) Create(ctx context.Context, opts Options) (*Cluster, error) {
 	}()
 	ticker := time.NewTicker(15 * time.Second)
 	defer ticker.Stop()
+	cancelled := ctx.Done()
 	for {
 		select {
 		case err := <-done:
@@ -177,7 +178,7 @@ func (m *Manager) Create(ctx context.Context, opts Options) (*Cluster, error) {
 				if derr := m.Delete(context.WithoutCancel(ctx), opts.Name, opts.Kubeconfig); derr != nil {
 					return nil, errors.Join(ctx.Err(), derr)
 				}
-				return nil, ctx.Err()
+				return nil, fmt.Errorf("create kind cluster %q: %w", opts.Name, ctx.Err())
 			}
 			names, err := m.NodeNames(opts.Name)
 			if err != nil {
@@ -187,9 +188,9 @@ func (m *Manager) Create(ctx context.Context, opts Options) (*Cluster, error) {
 			return &Cluster{Name: opts.Name, Image: opts.Image, Kubeconfig: opts.Kubeconfig, Nodes: names}, nil
 		case <-ticker.C:
 			m.log.Info("waiting for kind to create the cluster", "name", opts.Name, "elapsed", time.Since(start).Round(time.Second), "bound", "kind's own steps + WaitForReady "+opts.WaitForReady.String())
-		case <-ctx.Done():
-			ctx = context.WithoutCancel(ctx) // report once, then wait for kind to return (bounded)
-			m.log.Warn("cancel requested: waiting for kind to finish its current step", "name", opts.Name)
+		case <-cancelled:
+			cancelled = nil // report once, then wait for kind to return (its steps are bounded)
+			m.log.Warn("cancel requested: waiting for kind to finish its current step, then deleting the cluster", "name", opts.Name)
 		}
 	}
 }
