@@ -8,6 +8,8 @@ import (
 	"sync"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/capilab/capilab/internal/appcred"
 )
 
 // Backend is what the cleanup needs from a cloud. Implementations: the
@@ -95,7 +97,7 @@ func DiscoverClusters(prefix string, resources []Resource, src ClusterSources) (
 		if !ok || !isDNSLabel(name) {
 			continue
 		}
-		p, c, described := ParseAppCredDescription(r.Description)
+		p, c, described := appcred.ParseDescription(r.Description)
 		switch {
 		case described && p != prefix:
 			notes = append(notes, fmt.Sprintf("application credential %s belongs to lab %q, not %q", r.Name, p, prefix))
@@ -146,7 +148,7 @@ func otherLabs(resources []Resource) map[string]bool {
 		case r.Type == Server && strings.HasSuffix(r.Name, "-mgmtcluster"):
 			labs[strings.TrimSuffix(r.Name, "-mgmtcluster")] = true
 		case r.Type == AppCred:
-			if p, c, ok := ParseAppCredDescription(r.Description); ok && c == "" {
+			if p, c, ok := appcred.ParseDescription(r.Description); ok && c == "" {
 				labs[p] = true
 			}
 		}

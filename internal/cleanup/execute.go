@@ -226,8 +226,8 @@ func clusterLabel(c string) string {
 }
 
 // runStep deletes one resource: retries while it is in use, then waits
-// until it is gone if its deletion is asynchronous. Both are bounded by
-// DeleteTimeout.
+// until it is gone if its deletion is asynchronous. Each of the two is
+// bounded by DeleteTimeout.
 func runStep(ctx context.Context, b Backend, n *node, opts ExecOptions, blockedRetries *atomic.Int64) {
 	start := time.Now()
 	defer func() { n.result.Seconds = time.Since(start).Seconds() }()
@@ -238,10 +238,8 @@ func runStep(ctx context.Context, b Backend, n *node, opts ExecOptions, blockedR
 			n.result.Outcome = OutcomeInterrupted
 		}
 	}
-	stepCtx, cancel := context.WithTimeout(ctx, opts.DeleteTimeout)
-	defer cancel()
 	var last error
-	err := wait.For(stepCtx, opts.Log, wait.Spec{What: "deletion of " + s.Label() + " to be accepted", Timeout: opts.DeleteTimeout, Interval: opts.PollInterval, ReportEvery: time.Minute},
+	err := wait.For(ctx, opts.Log, wait.Spec{What: "deletion of " + s.Label() + " to be accepted", Timeout: opts.DeleteTimeout, Interval: opts.PollInterval, ReportEvery: time.Minute},
 		func(ctx context.Context) (bool, string, error) {
 			n.result.Attempts++
 			if n.result.Attempts > 1 {
@@ -263,7 +261,7 @@ func runStep(ctx context.Context, b Backend, n *node, opts ExecOptions, blockedR
 		return
 	}
 	if b.Async(s.Type) {
-		err := wait.For(stepCtx, opts.Log, wait.Spec{What: s.Label() + " to be gone", Timeout: opts.DeleteTimeout, Interval: opts.PollInterval, ReportEvery: time.Minute},
+		err := wait.For(ctx, opts.Log, wait.Spec{What: s.Label() + " to be gone", Timeout: opts.DeleteTimeout, Interval: opts.PollInterval, ReportEvery: time.Minute},
 			func(ctx context.Context) (bool, string, error) {
 				exists, status, err := b.Exists(ctx, s)
 				return !exists, status, err

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/capilab/capilab/internal/appcred"
 )
 
 // Lab is the owner side of classification: the lab's prefix and the
@@ -123,7 +125,7 @@ func occmLBName(r *Resource, _, cluster string) bool {
 // names another lab or cluster: name alone cannot tell prefix "capi" +
 // cluster "x-a" from prefix "capi-x" + cluster "a".
 func appCredDescriptionAgrees(r *Resource, prefix, cluster string) bool {
-	p, c, ok := ParseAppCredDescription(r.Description)
+	p, c, ok := appcred.ParseDescription(r.Description)
 	return !ok || (p == prefix && c == cluster)
 }
 
@@ -383,27 +385,6 @@ func SortOwned(owned []Owned) {
 		}
 		return a.ID < b.ID
 	})
-}
-
-// ParseAppCredDescription reads capilab's application credential
-// description, "capilab lab=<prefix>" or "capilab lab=<prefix> cluster=<name>".
-func ParseAppCredDescription(desc string) (prefix, cluster string, ok bool) {
-	fields := strings.Fields(desc)
-	if len(fields) < 2 || fields[0] != "capilab" {
-		return "", "", false
-	}
-	for _, f := range fields[1:] {
-		k, v, found := strings.Cut(f, "=")
-		switch {
-		case !found:
-			return "", "", false
-		case k == "lab":
-			prefix = v
-		case k == "cluster":
-			cluster = v
-		}
-	}
-	return prefix, cluster, prefix != ""
 }
 
 // String describes an owned resource in one line.

@@ -218,23 +218,3 @@ func TestDiscoverClusters(t *testing.T) {
 		}
 	}
 }
-
-func TestParseAppCredDescription(t *testing.T) {
-	tests := []struct {
-		in, prefix, cluster string
-		ok                  bool
-	}{
-		{"capilab lab=capi cluster=alpha", "capi", "alpha", true},
-		{"capilab lab=capi", "capi", "", true},
-		{"capilab cluster=alpha", "", "alpha", false},
-		{"made by hand", "", "", false},
-		{"", "", "", false},
-		{"capilab lab=capi junk", "", "", false},
-	}
-	for _, tt := range tests {
-		p, c, ok := ParseAppCredDescription(tt.in)
-		if p != tt.prefix || c != tt.cluster || ok != tt.ok {
-			t.Errorf("%q: got %q %q %v", tt.in, p, c, ok)
-		}
-	}
-}
