@@ -33,6 +33,7 @@ const (
 	noFault    fault = iota
 	fail500          // answer 500 without doing anything
 	reject400        // answer 400 without doing anything
+	unauth401        // answer 401 (token expired) without doing anything
 	lost             // do it, then reset the connection instead of answering
 	cutUpload        // read part of an upload, then reset the connection (Glance restores queued)
 	killUpload       // read the upload, mark the image killed, answer 500
@@ -55,6 +56,8 @@ type fakeGlance struct {
 	faults func(method, route string, n int) fault
 	// uploadGate, when set, is called during every upload before the image is stored.
 	uploadGate func()
+	// chunkedUploads counts uploads sent without a Content-Length.
+	chunkedUploads int
 }
 
 func newFakeGlance(t *testing.T) *fakeGlance {
@@ -164,6 +167,11 @@ func (f *fakeGlance) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Unlock()
 
+	if flt == unauth401 {
+		io.Copy(io.Discard, r.Body)
+		http.Error(w, `{"error":{"code":401,"message":"The request you have made requires authentication."}}`, http.StatusUnauthorized)
+		return
+	}
 	if flt == reject400 {
 		io.Copy(io.Discard, r.Body)
 		http.Error(w, `{"message":"injected 400"}`, http.StatusBadRequest)
@@ -274,6 +282,9 @@ func (f *fakeGlance) upload(w http.ResponseWriter, r *http.Request, id string, f
 		return
 	}
 	img["status"] = "saving"
+	if r.ContentLength < 0 || len(r.TransferEncoding) > 0 {
+		f.chunkedUploads++
+	}
 	gate := f.uploadGate
 	f.mu.Unlock()
 

@@ -531,7 +531,7 @@ func (r *registration) uploadOnce(ctx context.Context, id, p string, size int64)
 	defer f.Close()
 	body := &uploadBody{f: f, size: size, step: r.step, every: r.spec.ProgressEvery}
 	body.rewind()
-	if err := r.g.upload(ctx, r.spec.Name, id, body); err != nil {
+	if err := r.g.upload(ctx, r.spec.Name, id, body, size); err != nil {
 		return "", err
 	}
 	if !body.r.eof {

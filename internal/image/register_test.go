@@ -121,6 +121,9 @@ func TestRegisterCreatesImageWithPropertiesAndMinDisk(t *testing.T) {
 	if !strings.Contains(fmt.Sprint(img["image_description"]), "Kubernetes v1.2.3") {
 		t.Errorf("image_description = %v", img["image_description"])
 	}
+	if f.chunkedUploads != 0 {
+		t.Error("the upload was sent chunked; Glance reads a Content-Length body much faster")
+	}
 	for _, line := range []string{"upload done", "percent=100.0%", "verifying sha256 done"} {
 		if !strings.Contains(logs.String(), line) {
 			t.Errorf("log lacks progress line %q", line)
@@ -274,6 +277,7 @@ func TestFaults(t *testing.T) {
 		{name: "upload cut off", faults: on("PUT", "/v2/images/{id}/file", 1, cutUpload), wantCreates: 1, wantUploads: 2},
 		{name: "upload answer lost after storing", faults: on("PUT", "/v2/images/{id}/file", 1, lost), wantCreates: 1, wantUploads: 1},
 		{name: "upload killed the image", faults: on("PUT", "/v2/images/{id}/file", 1, killUpload), wantCreates: 2, wantUploads: 2},
+		{name: "token expired at the upload: re-authenticated, body rewound", faults: on("PUT", "/v2/images/{id}/file", 1, unauth401), wantCreates: 1, wantUploads: 2},
 		{name: "upload always cut off", faults: func(m, r string, n int) fault {
 			if m == "PUT" {
 				return cutUpload
