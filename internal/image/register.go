@@ -124,6 +124,9 @@ func (r *registration) run(ctx context.Context) (Result, error) {
 	if want == "" && r.spec.ChecksumURL != "" {
 		sum, err := r.fetchChecksum(ctx)
 		if err != nil {
+			if res, ok := r.sameURLFallback(ctx, err); ok {
+				return res, nil
+			}
 			return Result{}, err
 		}
 		want, wantFrom = sum, "checksum file "+r.spec.ChecksumURL
@@ -181,6 +184,29 @@ func (r *registration) run(ctx context.Context) (Result, error) {
 		src = &s
 	}
 	return r.register(ctx, *src)
+}
+
+// sameURLFallback keeps a lab without internet access (or with the checksum
+// file's host down) working when the image is there already: an active
+// image of the name, registered by capilab from the same URL, is taken as
+// up to date, with a warning. Without one, the fetch error stands.
+func (r *registration) sameURLFallback(ctx context.Context, fetchErr error) (Result, bool) {
+	if ctx.Err() != nil {
+		return Result{}, false
+	}
+	existing, err := r.g.list(ctx, r.spec.Name)
+	if err != nil {
+		return Result{}, false
+	}
+	for _, img := range existing {
+		sum := prop(img, PropSourceSHA256)
+		if img.Status == images.ImageStatusActive && sum != "" && prop(img, "image_source") == sourceURL(r.spec.Source) {
+			r.log.Warn("could not read the checksum file; the active image registered from the same URL is taken as up to date",
+				"id", img.ID, "error", fetchErr)
+			return resultOf(Unchanged, &img, sum), true
+		}
+	}
+	return Result{}, false
 }
 
 // plan sorts what the name lookup found.

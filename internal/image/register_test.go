@@ -685,3 +685,49 @@ func TestDefaultName(t *testing.T) {
 		}
 	}
 }
+
+// TestChecksumFileUnreachable: without the checksum file, an image
+// registered from the same URL is kept (a lab without internet access);
+// otherwise the registration fails without creating anything.
+func TestChecksumFileUnreachable(t *testing.T) {
+	down := httptest.NewServer(http.NotFoundHandler())
+	down.Close() // connection refused from now on
+	src := down.URL + "/img/node.qcow2"
+	tests := []struct {
+		name     string
+		existing map[string]any
+		wantErr  string
+	}{
+		{name: "registered from the same URL", existing: map[string]any{"image_source": src}},
+		{name: "registered from another URL", existing: map[string]any{"image_source": "https://elsewhere/node.qcow2"}, wantErr: "checksum file"},
+		{name: "nothing registered", wantErr: "checksum file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeGlance(t)
+			g := f.glance(t)
+			if tt.existing != nil {
+				img := map[string]any{"name": "ubuntu-capi-image-v1.2.3", "tags": []any{Tag}, PropSourceSHA256: strings.Repeat("a", 64)}
+				for k, v := range tt.existing {
+					img[k] = v
+				}
+				f.add(img)
+			}
+			spec := baseSpec(t, src, "")
+			spec.ChecksumURL = src + ".CHECKSUM"
+			res, err := Register(context.Background(), g, spec, nil)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				if f.count("POST /v2/images") != 0 {
+					t.Fatal("created an image without a checksum")
+				}
+				return
+			}
+			if err != nil || res.Action != Unchanged {
+				t.Fatalf("%+v, %v", res, err)
+			}
+		})
+	}
+}
