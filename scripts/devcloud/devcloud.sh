@@ -625,8 +625,12 @@ all_healthy() {
   tcp_open 127.0.0.1 3306 && tcp_open 127.0.0.1 5672
 }
 
+# uwsgi's HTTP router (one async process) holds the clients' keep-alive connections and hands
+# each request to a free worker. With --http11-socket a worker stays pinned to an idle
+# keep-alive connection, and under concurrent clients requests queue for seconds.
 uwsgi_cmd() { # uwsgi_cmd PORT WSGI_FILE PROCESSES UID LOGNAME
-  echo uwsgi --plugins python3 --http11-socket "127.0.0.1:$1" --wsgi-file "$2" --processes "$3" \
+  echo uwsgi --plugins python3,http --http "127.0.0.1:$1" --http-keepalive --http-auto-chunked \
+    --wsgi-file "$2" --processes "$3" \
     --threads 1 --master --die-on-term --need-app --buffer-size 65535 --uid "$4" --gid "$4" \
     --thunder-lock --lazy-apps \
     --disable-logging --logto "$LOGDIR/$5.log"
@@ -773,7 +777,7 @@ cmd_stop() {
   for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do
     case ${SERVICES[i]} in epmd | mariadb | rabbitmq) ;; *) apis+=("${SERVICES[i]}") ;; esac
   done
-  stop_sessions 30 "${apis[@]}"
+  stop_sessions 10 "${apis[@]}" # stateless APIs and workers: KILL after 10 s
   stop_sessions 30 rabbitmq
   stop_sessions 60 epmd mariadb
   rm -f "$STATE/started"
