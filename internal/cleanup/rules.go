@@ -114,6 +114,18 @@ var Rules = []Rule{
 	{ID: "lab-secgroup-allow-icmp", Lab: true, Types: []Type{SecurityGroup}, Pattern: Pattern{Name: "{P}-allow-icmp"}, Reason: "lab security group"},
 }
 
+// taggedForOtherLab reports a resource capilab tagged for another lab
+// (OpenStackCluster spec.tags, copied by CAPO): names cannot tell two labs'
+// clusters of the same name apart, this tag can.
+func taggedForOtherLab(r *Resource, prefix string) bool {
+	for _, t := range r.Tags {
+		if v, ok := strings.CutPrefix(t, "capilab-lab="); ok && v != prefix {
+			return true
+		}
+	}
+	return false
+}
+
 // occmLBName requires exactly <ns>_<svc> after the prefix.
 func occmLBName(r *Resource, _, cluster string) bool {
 	rest := strings.TrimPrefix(r.Name, "kube_service_"+cluster+"_")
@@ -297,6 +309,9 @@ func Classify(lab Lab, resources []Resource) []Owned {
 	}
 	for i := range resources {
 		r := &resources[i]
+		if taggedForOtherLab(r, lab.Prefix) {
+			continue
+		}
 		var candidates []string
 		var rule *Rule
 		for _, cr := range rules {

@@ -218,3 +218,14 @@ func TestDiscoverClusters(t *testing.T) {
 		}
 	}
 }
+
+func TestOtherLabsTagWins(t *testing.T) {
+	res := []Resource{
+		{Type: Network, ID: "n1", Name: "k8s-clusterapi-cluster-alpha-alpha", Tags: []string{"capilab-lab=other", "capilab-cluster=alpha"}},
+		{Type: Network, ID: "n2", Name: "k8s-clusterapi-cluster-alpha-alpha", Tags: []string{"capilab-lab=capi", "capilab-cluster=alpha"}},
+	}
+	got := Classify(labWith("capi", "alpha"), res)
+	if len(got) != 1 || got[0].ID != "n2" {
+		t.Fatalf("got %+v", got)
+	}
+}
