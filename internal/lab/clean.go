@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/capilab/capilab/internal/cleanup"
@@ -109,7 +110,7 @@ func CleanFull(ctx context.Context, r *Run) error {
 	// Nothing owned is left of the selected clusters: their local records
 	// have served as evidence and can go.
 	for _, cl := range rep.Clusters {
-		if len(opts.Filter.Clusters) > 0 && !contains(opts.Filter.Clusters, cl.Name) {
+		if len(opts.Filter.Clusters) > 0 && !slices.Contains(opts.Filter.Clusters, cl.Name) {
 			continue
 		}
 		if opts.Filter.OlderThan > 0 {
@@ -155,13 +156,4 @@ func CleanCheck(ctx context.Context, r *Run) error {
 		return err
 	}
 	return &ExitError{Code: ExitLeaks, Err: fmt.Errorf("leakcheck: %d owned resource(s) of lab %s exist on cloud %s (listed above)", len(rep.Remaining), opts.Prefix, c.Name)}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

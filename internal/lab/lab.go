@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 
 	"github.com/capilab/capilab/internal/cloud"
@@ -108,18 +109,11 @@ func (r *Run) cloudsFile() string {
 		return r.opts.CloudsFile
 	}
 	for _, kv := range r.opts.Environ {
-		if v, ok := cutPrefix(kv, "OS_CLIENT_CONFIG_FILE="); ok {
+		if v, ok := strings.CutPrefix(kv, "OS_CLIENT_CONFIG_FILE="); ok {
 			return v
 		}
 	}
 	return ""
-}
-
-func cutPrefix(s, prefix string) (string, bool) {
-	if len(s) >= len(prefix) && s[:len(prefix)] == prefix {
-		return s[len(prefix):], true
-	}
-	return "", false
 }
 
 // Cloud connects once per run.
