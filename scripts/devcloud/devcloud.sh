@@ -627,9 +627,11 @@ all_healthy() {
 
 # uwsgi's HTTP router (one async process) holds the clients' keep-alive connections and hands
 # each request to a free worker. With --http11-socket a worker stays pinned to an idle
-# keep-alive connection, and under concurrent clients requests queue for seconds.
+# keep-alive connection, and under concurrent clients requests queue for seconds. No
+# --http-auto-chunked: it appends a chunk terminator even to 204 responses, which breaks the
+# next response on a reused connection ("malformed HTTP response").
 uwsgi_cmd() { # uwsgi_cmd PORT WSGI_FILE PROCESSES UID LOGNAME
-  echo uwsgi --plugins python3,http --http "127.0.0.1:$1" --http-keepalive --http-auto-chunked \
+  echo uwsgi --plugins python3,http --http "127.0.0.1:$1" --http-keepalive \
     --wsgi-file "$2" --processes "$3" \
     --threads 1 --master --die-on-term --need-app --buffer-size 65535 --uid "$4" --gid "$4" \
     --thunder-lock --lazy-apps \
