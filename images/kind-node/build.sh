@@ -402,7 +402,8 @@ STOPSIGNAL SIGRTMIN+3'
 	NODE_BUILD_IMAGE=""
 	# the image this one replaces (1.5 GB); kept if a container still uses it
 	[[ -z $previous ]] || docker rmi "$previous" >/dev/null 2>&1 || true
-	rm -f "$WORK/images.tar"
+	# the build contexts only held copies of the binaries in $OUT
+	rm -rf "$WORK/images.tar" "$WORK/images" "$WORK/node"
 }
 
 # --- main ---------------------------------------------------------------------------------
