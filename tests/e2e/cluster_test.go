@@ -8,11 +8,16 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -203,6 +208,33 @@ func workloadFeature(nodes int) features.Feature {
 			}
 			if !strings.Contains(string(raw), `"pod"`) {
 				t.Errorf("service proxy answered %q", raw)
+			}
+			return ctx
+		}).
+		Assess("pods reach the Docker host, masqueraded to their node", func(ctx context.Context, t *testing.T, cfg *envconf.Config) context.Context {
+			cs := clientset(t, cfg)
+			ns := ctx.Value(nsKey).(string)
+			hostURL, seen := hostListener(t)
+			nodeIPs := map[string]string{}
+			nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+			if err != nil {
+				t.Fatalf("list nodes: %v", err)
+			}
+			for _, n := range nodes.Items {
+				for _, a := range n.Status.Addresses {
+					if a.Type == corev1.NodeInternalIP {
+						nodeIPs[n.Name] = a.Address
+					}
+				}
+			}
+			for _, p := range webPods(ctx, t, cs, ns) {
+				body := pollProxy(ctx, t, cs, ns, p.Name, fmt.Sprintf("pod %s (%s) to reach %s on the Docker host", p.Name, p.Spec.NodeName, hostURL), "/fetch", "url", hostURL+"/"+p.Name)
+				if body != "host-ok" {
+					t.Errorf("host answered %q to pod %s", body, p.Name)
+				}
+				if from := seen(p.Name); from != nodeIPs[p.Spec.NodeName] {
+					t.Errorf("host saw pod %s's request from %q, want its node's address %s (masquerade)", p.Name, from, nodeIPs[p.Spec.NodeName])
+				}
 			}
 			return ctx
 		}).
@@ -439,4 +471,44 @@ func dumpNamespace(ctx context.Context, t *testing.T, cs *kubernetes.Clientset, 
 		}
 	}
 	_ = os.Stderr.Sync()
+}
+
+// hostListener serves HTTP on the host's address on kind's Docker network
+// (the network's gateway) for the duration of the test; seen(path) returns
+// the source address of the last request for /path.
+func hostListener(t *testing.T) (string, func(string) string) {
+	t.Helper()
+	out, err := exec.CommandContext(t.Context(), "docker", "network", "inspect", "kind", "--format", "{{range .IPAM.Config}}{{.Gateway}} {{end}}").CombinedOutput()
+	if err != nil {
+		t.Fatalf("docker network inspect kind: %v: %s", err, out)
+	}
+	gw := ""
+	for _, f := range strings.Fields(string(out)) {
+		if ip := net.ParseIP(f); ip != nil && ip.To4() != nil {
+			gw = f
+		}
+	}
+	if gw == "" {
+		t.Fatalf("kind network has no IPv4 gateway: %q", out)
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(gw, "0"))
+	if err != nil {
+		t.Fatalf("listen on the kind network gateway: %v", err)
+	}
+	var mu sync.Mutex
+	from := map[string]string{}
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host, _, _ := net.SplitHostPort(r.RemoteAddr)
+		mu.Lock()
+		from[strings.TrimPrefix(r.URL.Path, "/")] = host
+		mu.Unlock()
+		_, _ = io.WriteString(w, "host-ok")
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return "http://" + ln.Addr().String(), func(path string) string {
+		mu.Lock()
+		defer mu.Unlock()
+		return from[path]
+	}
 }
