@@ -6,6 +6,8 @@ func Targets() map[string]Target {
 	return map[string]Target{
 		"config:show":        ConfigShow,
 		"config:check":       ConfigCheck,
+		"kind:image":         KindImage,
+		"kind:nodeimage":     KindNodeImage,
 		"mgmt:create":        NotImplemented("mgmt:create"),
 		"mgmt:delete":        NotImplemented("mgmt:delete"),
 		"cluster:create":     NotImplemented("cluster:create"),

@@ -25,7 +25,7 @@ import (
 	"time"
 
 	"github.com/capilab/capilab/internal/kindimage"
-	"github.com/capilab/capilab/internal/versions"
+	"github.com/capilab/capilab/internal/config"
 )
 
 // suite is what TestMain prepares once for every test.
@@ -81,11 +81,14 @@ func prepare(ctx context.Context) (suite, error) {
 	if err := (kindimage.CLI{}).Ping(ctx); err != nil {
 		return s, fmt.Errorf("no Docker engine answers — start one with scripts/docker-engine.sh start (scripts/e2e.sh does): %w", err)
 	}
-	pins, err := versions.Load()
+	// The node image setting comes from the settings model, as for every
+	// target (lab.yaml, KIND_NODE_IMAGE).
+	settings, err := config.Load(config.Options{Dir: root, Environ: os.Environ()})
 	if err != nil {
 		return s, err
 	}
-	choice, err := kindimage.Select(ctx, os.Getenv("KIND_NODE_IMAGE"), pins, kindimage.CLI{}, kindimage.DefaultResolver)
+	pins := settings.Versions
+	choice, err := kindimage.Select(ctx, settings.Settings.KindNodeImage, pins, kindimage.CLI{}, kindimage.DefaultResolver)
 	if err != nil {
 		return s, err
 	}
