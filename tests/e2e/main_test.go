@@ -24,8 +24,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/capilab/capilab/internal/kindimage"
 	"github.com/capilab/capilab/internal/config"
+	"github.com/capilab/capilab/internal/kindimage"
 )
 
 // suite is what TestMain prepares once for every test.
