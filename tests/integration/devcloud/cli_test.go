@@ -24,7 +24,8 @@ func cliCleanup(t *testing.T, c devcloudtest.Cloud, args ...string) {
 		defer cancel()
 		_, stderr, err := c.CLIRun(ctx, args...)
 		if err != nil && !strings.Contains(stderr, "No ") && !strings.Contains(stderr, "not found") &&
-			!strings.Contains(stderr, "could not be found") && !strings.Contains(stderr, "404") {
+			!strings.Contains(stderr, "could not be found") && !strings.Contains(stderr, "404") &&
+			!strings.Contains(stderr, "Unable to locate") {
 			t.Errorf("cleanup: %v: %s", err, stderr)
 		}
 	})
