@@ -106,7 +106,7 @@ cmd_install() {
     local t; t=$(date +%s)
     log "install: apt-get update"
     apt-get update -q >"$LOGDIR/apt-update.log" 2>&1 || log "install: apt-get update reported errors (see $LOGDIR/apt-update.log); trying the install anyway"
-    log "install: apt-get install (about 400 packages, ~3 min; log: $LOGDIR/apt-install.log)"
+    log "install: apt-get install (about 400 packages, ~2 min; log: $LOGDIR/apt-install.log)"
     if ! nice -n 10 apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confdef \
       -o Dpkg::Options::=--force-confold "${missing[@]}" >"$LOGDIR/apt-install.log" 2>&1; then
       ((created_policy)) && rm -f /usr/sbin/policy-rc.d
