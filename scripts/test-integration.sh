@@ -32,7 +32,7 @@ trap teardown EXIT
 section "devcloud: install (no-op when installed) and start (no-op when running)"
 scripts/devcloud/devcloud.sh install
 scripts/devcloud/devcloud.sh start
-scripts/devcloud/devcloud.sh status
+scripts/devcloud/devcloud.sh status || echo "=== test-integration: devcloud status reports a problem (above); the tests will show what it breaks"
 
 # ---- 2. integration tier: every package under tests/ with integration-tagged tests ----------------
 section "integration: go test -tags integration ./tests/..."
