@@ -31,6 +31,9 @@ type Options struct {
 	Retry   RetryPolicy
 	// CloudsFile, when set, is the only clouds.yaml searched (as OS_CLIENT_CONFIG_FILE).
 	CloudsFile string
+	// TokenCache, when set, is a directory where tokens are kept between
+	// runs (see tokencache.go); "" logs in every time.
+	TokenCache string
 }
 
 // Cloud is an authenticated connection to one cloud.
@@ -102,7 +105,13 @@ func (p *Profile) Connect(ctx context.Context, opts Options) (*Cloud, error) {
 		return nil, fmt.Errorf("cloud %s: auth_url %q: %w", p.Name, p.Auth.IdentityEndpoint, err)
 	}
 	provider.HTTPClient = http.Client{Transport: rt}
-	if err := openstack.Authenticate(ctx, provider, p.Auth); err != nil {
+	if opts.TokenCache != "" {
+		cached, err := connectCached(ctx, provider, p.Auth, opts.TokenCache, time.Now())
+		if err != nil {
+			return nil, fmt.Errorf("cloud %s: authenticating at %s: %w", p.Name, p.Auth.IdentityEndpoint, err)
+		}
+		log.Debug("authenticated", "cloud", p.Name, "cached_token", cached)
+	} else if err := openstack.Authenticate(ctx, provider, p.Auth); err != nil {
 		return nil, fmt.Errorf("cloud %s: authenticating at %s: %w", p.Name, p.Auth.IdentityEndpoint, err)
 	}
 	opts.Secrets.Add(provider.Token())

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 
@@ -101,7 +102,8 @@ func New(opts Options, secrets *logging.Secrets) (*Run, error) {
 
 // cloudOptions are the connection options of this run.
 func (r *Run) cloudOptions() cloud.Options {
-	return cloud.Options{Cloud: r.Settings.Cloud, Log: r.Log, Secrets: r.Secrets, CloudsFile: r.cloudsFile()}
+	return cloud.Options{Cloud: r.Settings.Cloud, Log: r.Log, Secrets: r.Secrets, CloudsFile: r.cloudsFile(),
+		TokenCache: filepath.Join(r.Path(r.Settings.StateDir), "tokens")}
 }
 
 func (r *Run) cloudsFile() string {

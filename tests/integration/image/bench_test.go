@@ -152,7 +152,7 @@ func httpTime(b *testing.B, log string) time.Duration {
 		total += d
 		n++
 	}
-	if n < 2 {
+	if n < 1 { // one GET when the token comes from the lab's token cache
 		b.Fatalf("no HTTP lines in the debug log:\n%s", log)
 	}
 	return total
