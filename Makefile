@@ -81,7 +81,7 @@ leakcheck: bin/mage
 image: bin/mage
 	$(MAGE) image:register
 
-## appcred: Create the lab's application credential (and CLUSTER's, if set).
+## appcred: Create the lab's application credential and CLUSTER's (APPCRED_SCOPE=lab: the lab's only).
 appcred: bin/mage
 	$(MAGE) appcred:create
 
