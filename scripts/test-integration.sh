@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# make test-integration: the integration tier (and, later, the kind/e2e tier).
+# make test-integration: the integration tier against devcloud, then the e2e tier on kind.
 #
 #   1. devcloud    install (first time on a machine) and start devcloud, unless it already runs
 #   2. integration go test -tags integration ./tests/...  (every integration package under tests/)
-#   3. (e2e)       reserved for the kind/e2e tier
+#   3. e2e         scripts/e2e.sh: Docker engine, the kind node image (built once, cached), the e2e tier
 #   4. teardown    devcloud keeps running unless DEVCLOUD_STOP=1
 #
 # Environment:
 #   DEVCLOUD_STOP=1            stop devcloud at the end (default: leave it running for the next run)
 #   INTEGRATION_TIMEOUT=40m    go test -timeout for the integration tier
 #   INTEGRATION_RUN=regexp     go test -run filter (default: all)
+#   E2E=0                      skip the e2e tier (it is run by default)
 #   GO=go                      the go command
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,6 +36,11 @@ scripts/devcloud/devcloud.sh start
 scripts/devcloud/devcloud.sh status || echo "=== test-integration: devcloud status reports a problem (above); the tests will show what it breaks"
 
 # ---- 2. integration tier: every package under tests/ with integration-tagged tests ----------------
+# qemu-img (raw conversion in the image tests) comes from Debian's qemu-utils.
+if ! command -v qemu-img >/dev/null; then
+  section "installing qemu-utils (qemu-img)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-utils >/dev/null
+fi
 section "integration: go test -tags integration ./tests/..."
 # Debian's tools first (the openstack CLI), Go where .ci/run put it.
 export PATH="/usr/sbin:/usr/bin:/sbin:/bin:$(dirname "$(command -v "$GO")")"
@@ -43,7 +49,12 @@ args=(-tags integration -count=1 -timeout "${INTEGRATION_TIMEOUT:-40m}")
 "$GO" test "${args[@]}" ./tests/... || status=$?
 
 # ---- 3. e2e tier (kind) -------------------------------------------------------------------------
-# (added by the kind/e2e work)
+if [[ ${E2E:-1} != 0 ]]; then
+  section "e2e: scripts/e2e.sh (Docker engine, kind node image, e2e tier)"
+  scripts/e2e.sh || status=$((status ? status : $?))
+else
+  section "e2e: skipped (E2E=0)"
+fi
 
 section "done (exit $status)"
 exit $status
