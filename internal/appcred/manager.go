@@ -19,6 +19,7 @@ import (
 	"github.com/capilab/capilab/internal/cloud"
 	"github.com/capilab/capilab/internal/logging"
 	"github.com/capilab/capilab/internal/state"
+	"github.com/capilab/capilab/internal/wait"
 )
 
 // Bounds.
@@ -331,7 +332,7 @@ func (m *Manager) create(ctx context.Context, prefix, cluster string, opts Optio
 			}
 		}
 		m.log().Warn("creating the application credential failed; retrying", "name", name, "attempt", attempt, "in", delay, "error", err)
-		if serr := sleep(ctx, delay); serr != nil {
+		if serr := wait.Sleep(ctx, delay); serr != nil {
 			return nil, "", err
 		}
 		delay *= 2
@@ -478,15 +479,4 @@ func newSecret() (string, error) {
 		return "", fmt.Errorf("generating a secret: %w", err)
 	}
 	return base64.RawURLEncoding.EncodeToString(b), nil
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	case <-t.C:
-		return nil
-	}
 }

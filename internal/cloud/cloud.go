@@ -21,6 +21,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/tokens"
 
 	"github.com/capilab/capilab/internal/logging"
+	"github.com/capilab/capilab/internal/wait"
 )
 
 // Options say which cloud to use and how to talk to it.
@@ -98,7 +99,7 @@ func (p *Profile) Connect(ctx context.Context, opts Options) (*Cloud, error) {
 	// (image uploads) may take as long as they take.
 	base.DialContext = (&net.Dialer{Timeout: 15 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	base.ResponseHeaderTimeout = 5 * time.Minute
-	rt := &transport{next: base, policy: opts.Retry.withDefaults(), stats: stats, log: log, sleep: sleepCtx}
+	rt := &transport{next: base, policy: opts.Retry.withDefaults(), stats: stats, log: log, sleep: wait.Sleep}
 
 	provider, err := openstack.NewClient(p.Auth.IdentityEndpoint)
 	if err != nil {

@@ -256,17 +256,3 @@ func (t *transport) logExchange(req *http.Request, resp *http.Response, err erro
 	}
 	t.log.Debug("http", attrs...)
 }
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	case <-timer.C:
-		return nil
-	}
-}

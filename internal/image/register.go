@@ -515,7 +515,7 @@ func (r *registration) fill(ctx context.Context, img *images.Image, p string, si
 				return nil, fmt.Errorf("%w: upload failed %d times: %w", errRecreate, attempt, err)
 			}
 			r.log.Warn("upload failed; sending the file again", "id", img.ID, "attempt", attempt, "in", delay, "error", err)
-			if err := sleep(ctx, delay); err != nil {
+			if err := wait.Sleep(ctx, delay); err != nil {
 				return nil, err
 			}
 			delay = min(2*delay, maxRetryDelay)
@@ -758,21 +758,10 @@ func (r *registration) retry(ctx context.Context, what string, fn func(context.C
 			return fmt.Errorf("%s: giving up after %d attempts: %w", what, attempt, err)
 		}
 		r.log.Warn(what+" failed; retrying", "attempt", attempt, "in", delay, "error", err)
-		if err := sleep(ctx, delay); err != nil {
+		if err := wait.Sleep(ctx, delay); err != nil {
 			return err
 		}
 		delay = min(2*delay, maxRetryDelay)
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	case <-t.C:
-		return nil
 	}
 }
 

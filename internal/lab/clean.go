@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/capilab/capilab/internal/cleanup"
+	"github.com/capilab/capilab/internal/cloud"
 	"github.com/capilab/capilab/internal/state"
 )
 
@@ -37,17 +38,26 @@ func (r *Run) WriteArtifact(name string, data []byte) (string, error) {
 	return p, nil
 }
 
-func (r *Run) cleanupOptions() (cleanup.Options, error) {
+// cleanup connects and prepares what fullclean and leakcheck share.
+func (r *Run) cleanup(ctx context.Context) (*cloud.Cloud, cleanup.Backend, cleanup.Options, error) {
 	s := r.Settings
 	recorded, err := r.State().Clusters()
 	if err != nil {
-		return cleanup.Options{}, err
+		return nil, nil, cleanup.Options{}, err
+	}
+	c, err := r.Cloud(ctx)
+	if err != nil {
+		return nil, nil, cleanup.Options{}, err
+	}
+	backend, err := cleanup.NewOpenStack(c)
+	if err != nil {
+		return nil, nil, cleanup.Options{}, err
 	}
 	ns := map[string]string{}
 	if s.Namespace != "" {
 		ns[s.Cluster] = s.Namespace
 	}
-	return cleanup.Options{
+	return c, backend, cleanup.Options{
 		Prefix:  s.Prefix,
 		Filter:  cleanup.Filter{Clusters: s.Clusters, OlderThan: s.OlderThan, Now: time.Now()},
 		Sources: cleanup.ClusterSources{Recorded: recorded, Namespaces: ns},
@@ -62,15 +72,7 @@ func (r *Run) cleanupOptions() (cleanup.Options, error) {
 // CLUSTERS), delete in dependency order, verify. DRY_RUN=1 prints and
 // records the plan only. Exit code 3 when owned resources remain.
 func CleanFull(ctx context.Context, r *Run) error {
-	c, err := r.Cloud(ctx)
-	if err != nil {
-		return err
-	}
-	backend, err := cleanup.NewOpenStack(c)
-	if err != nil {
-		return err
-	}
-	opts, err := r.cleanupOptions()
+	c, backend, opts, err := r.cleanup(ctx)
 	if err != nil {
 		return err
 	}
@@ -126,15 +128,7 @@ func CleanFull(ctx context.Context, r *Run) error {
 // CleanCheck is leakcheck: list owned resources without deleting; exit
 // code 3 if there are any.
 func CleanCheck(ctx context.Context, r *Run) error {
-	c, err := r.Cloud(ctx)
-	if err != nil {
-		return err
-	}
-	backend, err := cleanup.NewOpenStack(c)
-	if err != nil {
-		return err
-	}
-	opts, err := r.cleanupOptions()
+	c, backend, opts, err := r.cleanup(ctx)
 	if err != nil {
 		return err
 	}

@@ -95,3 +95,19 @@ func IsTimeout(err error) bool {
 	var te *TimeoutError
 	return errors.As(err, &te)
 }
+
+// Sleep pauses for d or until ctx ends, for backoff between retries (a
+// pause of known length, not a wait for a state: use For for that).
+func Sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-t.C:
+		return nil
+	}
+}

@@ -157,7 +157,20 @@ func (c Cloud) Identity(t testing.TB) *gophercloud.ServiceClient {
 
 // CLIRun runs `openstack args...` as the cloud and returns stdout, stderr and the error
 // (nil on exit status 0). Use it when a failure is the expected outcome.
+//
+// A run that could not reach the cloud at all ("Unable to establish
+// connection": devcloud's Keystone under load drops one now and then; the
+// CLI itself never retries) is repeated up to twice.
 func (c Cloud) CLIRun(ctx context.Context, args ...string) (stdout, stderr string, err error) {
+	for attempt := 1; ; attempt++ {
+		stdout, stderr, err = c.cliOnce(ctx, args...)
+		if err == nil || attempt == 3 || !strings.Contains(stderr, "Unable to establish connection") || ctx.Err() != nil {
+			return stdout, stderr, err
+		}
+	}
+}
+
+func (c Cloud) cliOnce(ctx context.Context, args ...string) (stdout, stderr string, err error) {
 	cmd := exec.CommandContext(ctx, OpenstackCLI, args...)
 	cmd.Env = append(cleanEnv(), c.Env()...)
 	var out, errb bytes.Buffer

@@ -22,7 +22,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -31,9 +30,9 @@ import (
 
 	"github.com/capilab/capilab/internal/appcred"
 	"github.com/capilab/capilab/internal/cloud"
-	"github.com/capilab/capilab/internal/lab"
 	"github.com/capilab/capilab/internal/logging"
 	"github.com/capilab/capilab/internal/testing/faultproxy"
+	"github.com/capilab/capilab/tests/devcloudtest"
 )
 
 const memberCloud = "devcloud-member"
@@ -88,35 +87,13 @@ func removePrefix(t testing.TB, k appcred.Keystone, prefix string) {
 	}
 }
 
-type capture struct {
-	t   testing.TB
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (w *capture) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf.Write(p)
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-func (w *capture) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.String()
-}
-
 // runTarget runs a lab target as make does; stdout and stderr are kept.
 func runTarget(ctx context.Context, t testing.TB, target string, env ...string) (string, string, error) {
 	t.Helper()
-	var stdout bytes.Buffer
-	stderr := &capture{t: t}
-	environ := append([]string{"OS_CLOUD=" + memberCloud, "HOME=" + os.Getenv("HOME")}, env...)
-	err := lab.Main(ctx, lab.Options{Dir: t.TempDir(), Environ: environ, Stdout: &stdout, Stderr: stderr}, lab.Targets()[target])
-	t.Logf("%s: %v\n%s", target, err, stdout.String())
-	return stdout.String(), stderr.String(), err
+	stderr := &devcloudtest.LogWriter{T: t}
+	stdout, err := devcloudtest.RunTarget(ctx, t, target, stderr, env...)
+	t.Logf("%s: %v\n%s", target, err, stdout)
+	return stdout, stderr.String(), err
 }
 
 // tokenIssue runs `openstack token issue` with a clouds.yaml entry.
@@ -356,7 +333,7 @@ func TestForeignCredentialSurvives(t *testing.T) {
 // each name results, and its entry authenticates.
 func TestCreateThroughFaultProxy(t *testing.T) {
 	c, k := connect(t)
-	entryBase := memberEntry(t)
+	entryBase := devcloudtest.Member().Entry(t)
 	tenPercent := map[string]faultproxy.Rule{faultproxy.AnyService: {
 		ErrorRate: 0.04, ThrottleRate: 0.03, RetryAfter: time.Second, LostResponseRate: 0.03,
 	}}
@@ -463,24 +440,4 @@ func seedLosingThirdRequest(t *testing.T, rule faultproxy.Rule) int64 {
 	}
 	t.Fatal("no seed up to 200 loses exactly the third request")
 	return 0
-}
-
-func memberEntry(t testing.TB) map[string]any {
-	t.Helper()
-	home, _ := os.UserHomeDir()
-	data, err := os.ReadFile(filepath.Join(home, ".config", "openstack", "clouds.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc struct {
-		Clouds map[string]map[string]any `yaml:"clouds"`
-	}
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		t.Fatal(err)
-	}
-	e, ok := doc.Clouds[memberCloud]
-	if !ok {
-		t.Fatalf("clouds.yaml has no %s entry", memberCloud)
-	}
-	return e
 }

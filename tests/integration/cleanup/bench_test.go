@@ -14,6 +14,7 @@ import (
 
 	"github.com/capilab/capilab/internal/lab"
 	"github.com/capilab/capilab/internal/testing/faultproxy"
+	"github.com/capilab/capilab/tests/devcloudtest"
 )
 
 // BenchmarkFullcleanVsSCS compares fullclean with a baseline that does what
@@ -80,7 +81,7 @@ func countingProxy(b *testing.B, w *world) (*faultproxy.Proxy, string) {
 	}
 	b.Cleanup(func() { p.Close() })
 	clouds := filepath.Join(b.TempDir(), "clouds.yaml")
-	if err := p.WriteCloudsYAML(clouds, "counted", memberEntry(b)); err != nil {
+	if err := p.WriteCloudsYAML(clouds, "counted", devcloudtest.Member().Entry(b)); err != nil {
 		b.Fatal(err)
 	}
 	return p, clouds
@@ -116,9 +117,11 @@ func runBaseline(b *testing.B, n int) (secs float64, calls, left int) {
 	w.seed(benchSpecs(prefix, n), map[string]bool{prefix: true})
 	p, clouds := countingProxy(b, w)
 	openstack := func(args ...string) string {
-		out, err := cliErr("counted", clouds, args...)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		out, stderr, err := devcloudtest.Cloud{Name: "counted", CloudsYAML: clouds}.CLIRun(ctx, args...)
 		if err != nil {
-			b.Logf("baseline: openstack %s: %v", strings.Join(args, " "), err) // cleanup.sh ignores errors too
+			b.Logf("baseline: %v: %s", err, strings.TrimSpace(stderr)) // cleanup.sh ignores errors too
 		}
 		return out
 	}
@@ -215,24 +218,4 @@ func runBaseline(b *testing.B, n int) (secs float64, calls, left int) {
 		}
 	}
 	return secs, calls, left
-}
-
-// memberEntry is devcloud-member's clouds.yaml entry, for the proxy's copy.
-func memberEntry(tb testing.TB) map[string]any {
-	home, _ := os.UserHomeDir()
-	data, err := os.ReadFile(filepath.Join(home, ".config", "openstack", "clouds.yaml"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var doc struct {
-		Clouds map[string]map[string]any `yaml:"clouds"`
-	}
-	if err := yamlUnmarshal(data, &doc); err != nil {
-		tb.Fatal(err)
-	}
-	e, ok := doc.Clouds[memberCloud]
-	if !ok {
-		tb.Fatalf("clouds.yaml has no %s entry", memberCloud)
-	}
-	return e
 }

@@ -3,12 +3,9 @@
 package cleanup_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
-	"os"
-	"os/exec"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -16,57 +13,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/capilab/capilab/internal/cleanup"
+	"github.com/capilab/capilab/tests/devcloudtest"
 )
-
-// cli runs the real openstack CLI as the given cloud and returns stdout.
-func cli(t testing.TB, cloudName string, args ...string) string {
-	t.Helper()
-	out, err := cliErr(cloudName, "", args...)
-	if err != nil {
-		t.Fatalf("openstack %s: %v", strings.Join(args, " "), err)
-	}
-	return out
-}
-
-// cliErr runs the CLI, repeating a run that could not reach the cloud at
-// all (the CLI itself does not retry; devcloud's Keystone under load
-// sometimes drops a connection).
-func cliErr(cloudName, cloudsFile string, args ...string) (string, error) {
-	var out string
-	var err error
-	for attempt := range 3 {
-		out, err = cliOnce(cloudName, cloudsFile, args...)
-		var ce *cliError
-		if err == nil || !errors.As(err, &ce) || !strings.Contains(ce.stderr, "Unable to establish connection") {
-			return out, err
-		}
-		time.Sleep(time.Duration(attempt+1) * 2 * time.Second) // backoff between whole CLI runs
-	}
-	return out, err
-}
-
-func cliOnce(cloudName, cloudsFile string, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "/usr/bin/openstack", args...)
-	cmd.Env = append(os.Environ(), "OS_CLOUD="+cloudName)
-	if cloudsFile != "" {
-		cmd.Env = append(cmd.Env, "OS_CLIENT_CONFIG_FILE="+cloudsFile)
-	}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return stdout.String(), &cliError{err: err, stderr: stderr.String()}
-	}
-	return stdout.String(), nil
-}
-
-type cliError struct {
-	err    error
-	stderr string
-}
-
-func (e *cliError) Error() string { return e.err.Error() + ": " + strings.TrimSpace(e.stderr) }
 
 // cliListings are the openstack CLI listings that show each resource type.
 var cliListings = map[cleanup.Type][]string{
@@ -101,9 +49,11 @@ func cliInventory(t testing.TB) map[string]bool {
 	ch := make(chan item, len(cliListings))
 	for typ, args := range cliListings {
 		g.Go(func() error {
-			out, err := cliErr(memberCloud, "", append(args, "-f", "json")...)
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			out, stderr, err := devcloudtest.Member().CLIRun(ctx, append(args, "-f", "json")...)
 			if err != nil {
-				return err
+				return fmt.Errorf("%w: %s", err, strings.TrimSpace(stderr))
 			}
 			var rows []map[string]any
 			if err := json.Unmarshal([]byte(out), &rows); err != nil {

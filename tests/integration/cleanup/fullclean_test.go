@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -20,40 +19,14 @@ import (
 	"github.com/capilab/capilab/internal/cleanup"
 	"github.com/capilab/capilab/internal/lab"
 	"github.com/capilab/capilab/internal/testing/faultproxy"
+	"github.com/capilab/capilab/tests/devcloudtest"
 )
 
-// runTarget runs a lab target the way `make` does, in a fresh directory.
+// runTarget runs a target as devcloud-member with the cleanup's knobs set
+// for devcloud.
 func runTarget(ctx context.Context, t *testing.T, target string, stderr io.Writer, env ...string) (string, error) {
 	t.Helper()
-	dir := t.TempDir()
-	var stdout bytes.Buffer
-	environ := append([]string{"OS_CLOUD=" + memberCloud, "PARALLELISM=8", "DELETE_TIMEOUT=5m"}, env...)
-	if home := os.Getenv("HOME"); home != "" {
-		environ = append(environ, "HOME="+home)
-	}
-	if stderr == nil {
-		stderr = testWriter{t}
-	}
-	err := lab.Main(ctx, lab.Options{Dir: dir, Environ: environ, Stdout: &stdout, Stderr: stderr}, lab.Targets()[target])
-	return stdout.String(), err
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-func exitCode(err error) int {
-	var e interface{ ExitStatus() int }
-	if errors.As(err, &e) {
-		return e.ExitStatus()
-	}
-	if err != nil {
-		return 1
-	}
-	return 0
+	return devcloudtest.RunTarget(ctx, t, target, stderr, append([]string{"PARALLELISM=8", "DELETE_TIMEOUT=5m"}, env...)...)
 }
 
 // threeClusters is the main scenario: three clusters of the lab (names with
@@ -91,7 +64,7 @@ func TestFullcleanDeletesOwnedKeepsForeign(t *testing.T) {
 
 	// leakcheck sees the leaks: exit code 3 and every owned resource listed.
 	out, err := runTarget(ctx, t, "clean:check", nil, "PREFIX="+prefix)
-	if exitCode(err) != lab.ExitLeaks {
+	if devcloudtest.ExitCode(err) != lab.ExitLeaks {
 		t.Fatalf("leakcheck before fullclean: want exit %d, got %v", lab.ExitLeaks, err)
 	}
 	for key := range w.owned {
@@ -175,7 +148,7 @@ func TestFullcleanThroughFaultProxy(t *testing.T) {
 	}
 	defer proxy.Close()
 	clouds := filepath.Join(t.TempDir(), "clouds.yaml")
-	if err := proxy.WriteCloudsYAML(clouds, "faulty", memberEntry(t)); err != nil {
+	if err := proxy.WriteCloudsYAML(clouds, "faulty", devcloudtest.Member().Entry(t)); err != nil {
 		t.Fatal(err)
 	}
 	runs := 0
@@ -186,7 +159,7 @@ func TestFullcleanThroughFaultProxy(t *testing.T) {
 		if err == nil {
 			break
 		}
-		if exitCode(err) != lab.ExitLeaks {
+		if devcloudtest.ExitCode(err) != lab.ExitLeaks {
 			t.Fatalf("run %d failed outright: %v", runs, err)
 		}
 	}
@@ -259,7 +232,7 @@ func TestFullcleanOfCLISeededCluster(t *testing.T) {
 	c := uniquePrefix("delta") + "-1"
 	rn := c + "-" + c
 	id := func(args ...string) string {
-		return trim(cli(t, memberCloud, append(args, "-f", "value", "-c", "id")...))
+		return strings.TrimSpace(devcloudtest.Member().CLI(t, append(args, "-f", "value", "-c", "id")...))
 	}
 	rec := func(ours bool, typ cleanup.Type, id, name string) { w.record(ours, typ, id, name) }
 	net := id("network", "create", "k8s-clusterapi-cluster-"+rn)
@@ -268,7 +241,7 @@ func TestFullcleanOfCLISeededCluster(t *testing.T) {
 	rec(true, cleanup.Subnet, sub, "subnet")
 	rtr := id("router", "create", "--description", capoDesc+rn, "k8s-clusterapi-cluster-"+rn)
 	rec(true, cleanup.Router, rtr, "router")
-	cli(t, memberCloud, "router", "add", "subnet", rtr, sub)
+	devcloudtest.Member().CLI(t, "router", "add", "subnet", rtr, sub)
 	port := id("port", "create", "--network", net, "--description", capoDesc+c, c+"-md-0-0")
 	rec(true, cleanup.Port, port, "port")
 	sg := id("security", "group", "create", "k8s-cluster-"+rn+"-secgroup-worker")

@@ -11,7 +11,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -37,6 +37,7 @@ import (
 	"github.com/capilab/capilab/internal/cloud"
 	"github.com/capilab/capilab/internal/logging"
 	"github.com/capilab/capilab/internal/wait"
+	"github.com/capilab/capilab/tests/devcloudtest"
 )
 
 // memberCloud is the devcloud tenant every test here acts as.
@@ -96,9 +97,9 @@ func newWorld(t testing.TB) *world {
 }
 
 func lookupFlavorImage(t testing.TB, w *world) (string, string) {
-	out := cli(t, memberCloud, "flavor", "show", "m1.tiny", "-f", "value", "-c", "id")
-	img := cli(t, memberCloud, "image", "show", "devcloud-tiny", "-f", "value", "-c", "id")
-	return trim(out), trim(img)
+	out := devcloudtest.Member().CLI(t, "flavor", "show", "m1.tiny", "-f", "value", "-c", "id")
+	img := devcloudtest.Member().CLI(t, "image", "show", "devcloud-tiny", "-f", "value", "-c", "id")
+	return strings.TrimSpace(out), strings.TrimSpace(img)
 }
 
 // uniquePrefix makes a lab prefix no other run uses.
@@ -408,16 +409,4 @@ func (w *world) removeAll() {
 			w.t.Errorf("test cleanup: %s %s (%s): %s: %s", s.Type, s.Name, s.ID, s.Outcome, s.Error)
 		}
 	}
-}
-
-func trim(s string) string {
-	for len(s) > 0 && (s[len(s)-1] == '\n' || s[len(s)-1] == ' ') {
-		s = s[:len(s)-1]
-	}
-	return s
-}
-
-func init() {
-	// The openstack CLI must be Debian's (the pyenv python on PATH lacks it).
-	os.Setenv("PATH", "/usr/bin:/bin:/usr/sbin:/sbin:"+os.Getenv("PATH"))
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/capilab/capilab/internal/cloud"
 	"github.com/capilab/capilab/internal/logging"
+	"github.com/capilab/capilab/tests/devcloudtest"
 )
 
 // BenchmarkRegister1GiB registers a qcow2 holding 1 GiB of random data with
@@ -38,7 +39,7 @@ func BenchmarkRegister1GiB(b *testing.B) {
 		b.StartTimer()
 
 		start := time.Now()
-		if _, err := runTarget(context.Background(), b, "image:register", discardWriter{},
+		if _, err := devcloudtest.RunTarget(context.Background(), b, "image:register", discardWriter{},
 			settings(ours, src, sum, false, "STATE_DIR="+dir+"/state")...); err != nil {
 			b.Fatal(err)
 		}
@@ -76,7 +77,7 @@ func BenchmarkNoOp(b *testing.B) {
 	name := uniqueName("noop")
 	b.Cleanup(func() { removeNamed(b, g, name) })
 	env := settings(name, src, sum, false, "STATE_DIR="+dir+"/state")
-	if _, err := runTarget(context.Background(), b, "image:register", discardWriter{}, env...); err != nil {
+	if _, err := devcloudtest.RunTarget(context.Background(), b, "image:register", discardWriter{}, env...); err != nil {
 		b.Fatal(err)
 	}
 	// The targets compiled into one binary, as bin/mage runs them.
@@ -91,7 +92,7 @@ func BenchmarkNoOp(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		start := time.Now()
-		out, err := runTarget(context.Background(), b, "image:register", discardWriter{}, env...)
+		out, err := devcloudtest.RunTarget(context.Background(), b, "image:register", discardWriter{}, env...)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -13,7 +13,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,16 +20,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/images"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/capilab/capilab/internal/cloud"
 	"github.com/capilab/capilab/internal/image"
-	"github.com/capilab/capilab/internal/lab"
 	"github.com/capilab/capilab/internal/logging"
 )
 
@@ -101,32 +97,6 @@ func sha256File(t testing.TB, p string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// runTarget runs a lab target the way make does (settings from the
-// environment), in a fresh directory, as the member unless env says otherwise.
-func runTarget(ctx context.Context, t testing.TB, target string, stderr io.Writer, env ...string) (string, error) {
-	t.Helper()
-	var stdout bytes.Buffer
-	environ := []string{"OS_CLOUD=" + memberCloud, "HOME=" + os.Getenv("HOME")}
-	environ = append(environ, env...)
-	if stderr == nil {
-		stderr = &testWriter{t: t}
-	}
-	err := lab.Main(ctx, lab.Options{Dir: t.TempDir(), Environ: environ, Stdout: &stdout, Stderr: stderr}, lab.Targets()[target])
-	return stdout.String(), err
-}
-
-type testWriter struct {
-	t  testing.TB
-	mu sync.Mutex
-}
-
-func (w *testWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
 // named lists every image of a name the member sees, with gophercloud.
 func named(t testing.TB, g image.Glance, name string) []images.Image {
 	t.Helper()
@@ -184,57 +154,4 @@ func cliImage(t testing.TB, id string) map[string]any {
 	return m
 }
 
-func exitCode(err error) int {
-	var e interface{ ExitStatus() int }
-	if errors.As(err, &e) {
-		return e.ExitStatus()
-	}
-	if err != nil {
-		return 1
-	}
-	return 0
-}
-
-// memberEntry is devcloud-member's clouds.yaml entry, for the fault proxy's copy.
-func memberEntry(t testing.TB) map[string]any {
-	t.Helper()
-	home, _ := os.UserHomeDir()
-	data, err := os.ReadFile(filepath.Join(home, ".config", "openstack", "clouds.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc struct {
-		Clouds map[string]map[string]any `yaml:"clouds"`
-	}
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		t.Fatal(err)
-	}
-	e, ok := doc.Clouds[memberCloud]
-	if !ok {
-		t.Fatalf("clouds.yaml has no %s entry (scripts/devcloud/devcloud.sh start writes it)", memberCloud)
-	}
-	return e
-}
-
 func discardLog() *slog.Logger { return logging.Discard() }
-
-// captureWriter logs to the test and keeps what it logged.
-type captureWriter struct {
-	t   testing.TB
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (w *captureWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf.Write(p)
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-func (w *captureWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.String()
-}

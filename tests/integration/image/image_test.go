@@ -19,6 +19,7 @@ import (
 	"github.com/capilab/capilab/internal/lab"
 	"github.com/capilab/capilab/internal/testing/faultproxy"
 	"github.com/capilab/capilab/internal/wait"
+	"github.com/capilab/capilab/tests/devcloudtest"
 )
 
 // childEnv makes the test binary run one lab target as a separate process
@@ -73,7 +74,7 @@ func TestRegister(t *testing.T) {
 			t.Cleanup(func() { removeNamed(t, g, name) })
 			env := settings(name, src, sum, tt.raw, "STATE_DIR="+dir+"/state")
 
-			out, err := runTarget(context.Background(), t, "image:register", nil, env...)
+			out, err := devcloudtest.RunTarget(context.Background(), t, "image:register", nil, env...)
 			if err != nil {
 				t.Fatalf("image:register: %v", err)
 			}
@@ -129,7 +130,7 @@ func TestRegister(t *testing.T) {
 
 			// A second run is a no-op.
 			start := time.Now()
-			out, err = runTarget(context.Background(), t, "image:register", nil, env...)
+			out, err = devcloudtest.RunTarget(context.Background(), t, "image:register", nil, env...)
 			took := time.Since(start)
 			if err != nil || !strings.Contains(out, "unchanged (id "+img.ID) {
 				t.Fatalf("second run: %v, %q", err, out)
@@ -152,8 +153,8 @@ func TestChecksumMismatchRegistersNothing(t *testing.T) {
 	name := uniqueName("mismatch")
 	t.Cleanup(func() { removeNamed(t, g, name) })
 	wrong := strings.Repeat("0", 64)
-	_, err := runTarget(context.Background(), t, "image:register", nil, settings(name, src, wrong, false, "STATE_DIR="+dir+"/state")...)
-	if err == nil || !strings.Contains(err.Error(), "sha256 mismatch") || !strings.Contains(err.Error(), memberCloud) || exitCode(err) != 1 {
+	_, err := devcloudtest.RunTarget(context.Background(), t, "image:register", nil, settings(name, src, wrong, false, "STATE_DIR="+dir+"/state")...)
+	if err == nil || !strings.Contains(err.Error(), "sha256 mismatch") || !strings.Contains(err.Error(), memberCloud) || devcloudtest.ExitCode(err) != 1 {
 		t.Fatalf("want a sha256 mismatch naming the cloud, exit 1; got %v", err)
 	}
 	if imgs := named(t, g, name); len(imgs) != 0 {
@@ -197,7 +198,7 @@ func TestKilledMidUploadIsRepairedByTheNextRun(t *testing.T) {
 
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(append(os.Environ(), childEnv+"=image:register", "OS_CLOUD="+memberCloud), env...)
-	cmd.Stderr = &testWriter{t: t}
+	cmd.Stderr = &devcloudtest.LogWriter{T: t}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +209,7 @@ func TestKilledMidUploadIsRepairedByTheNextRun(t *testing.T) {
 	_ = cmd.Wait()
 	t.Logf("killed the registration while image %s was %s", leftover.ID, leftover.Status)
 
-	out, err := runTarget(context.Background(), t, "image:register", nil, env...)
+	out, err := devcloudtest.RunTarget(context.Background(), t, "image:register", nil, env...)
 	if err != nil {
 		t.Fatalf("the next run: %v", err)
 	}
@@ -236,7 +237,7 @@ func TestInterruptedRunLeavesNoImage(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		_, err := runTarget(ctx, t, "image:register", nil, env...)
+		_, err := devcloudtest.RunTarget(ctx, t, "image:register", nil, env...)
 		done <- err
 	}()
 	waitForStatus(t, g, name, images.ImageStatusSaving)
@@ -248,7 +249,7 @@ func TestInterruptedRunLeavesNoImage(t *testing.T) {
 	if imgs := named(t, g, name); len(imgs) != 0 {
 		t.Fatalf("the interrupted run left %+v", imgs)
 	}
-	if _, err := runTarget(context.Background(), t, "image:register", nil, env...); err != nil {
+	if _, err := devcloudtest.RunTarget(context.Background(), t, "image:register", nil, env...); err != nil {
 		t.Fatalf("the next run: %v", err)
 	}
 	if imgs := named(t, g, name); len(imgs) != 1 || imgs[0].Status != images.ImageStatusActive {
@@ -264,7 +265,7 @@ func TestRegisterThroughFaultProxy(t *testing.T) {
 	c, g := connect(t)
 	dir := t.TempDir()
 	src, sum := qcow2(t, dir, gib, 16)
-	entry := memberEntry(t)
+	entry := devcloudtest.Member().Entry(t)
 	tenPercent := map[string]faultproxy.Rule{faultproxy.AnyService: {
 		ErrorRate: 0.04, ThrottleRate: 0.03, RetryAfter: time.Second, LostResponseRate: 0.03,
 	}}
@@ -299,8 +300,8 @@ func TestRegisterThroughFaultProxy(t *testing.T) {
 			name := uniqueName(fmt.Sprint("faults", tt.seed))
 			t.Cleanup(func() { removeNamed(t, g, name) })
 			env := settings(name, src, sum, tt.raw, "STATE_DIR="+dir+"/state", "OS_CLOUD=faulty", "OS_CLIENT_CONFIG_FILE="+clouds)
-			logs := &captureWriter{t: t}
-			out, err := runTarget(ctx, t, "image:register", logs, env...)
+			logs := &devcloudtest.LogWriter{T: t}
+			out, err := devcloudtest.RunTarget(ctx, t, "image:register", logs, env...)
 			if err != nil {
 				t.Fatalf("registration through the fault proxy: %v", err)
 			}
