@@ -156,9 +156,7 @@ func runBaseline(b *testing.B, n int) (secs float64, calls, left int) {
 		var attached []string
 		for _, f := range lines(openstack("server", "list", "-f", "value", "-c", "ID", "-c", "Name")) {
 			if len(f) >= 2 && srvRE.MatchString(f[1]) {
-				for _, v := range lines(openstack("server", "show", f[0], "-f", "value", "-c", "volumes_attached")) {
-					attached = append(attached, v...)
-				}
+				attached = append(attached, uuidRE.FindAllString(openstack("server", "show", f[0], "-f", "value", "-c", "volumes_attached"), -1)...)
 				openstack("server", "delete", f[0])
 			}
 		}
@@ -219,3 +217,5 @@ func runBaseline(b *testing.B, n int) (secs float64, calls, left int) {
 	}
 	return secs, calls, left
 }
+
+var uuidRE = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
