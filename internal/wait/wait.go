@@ -16,9 +16,13 @@ import (
 // Spec describes one wait.
 type Spec struct {
 	// What completes "waiting for ...", e.g. "image ubuntu-capi-image-v1.2.3 (3f2a…) to become active".
-	What     string
-	Timeout  time.Duration // required
-	Interval time.Duration // poll interval; default 2s
+	What    string
+	Timeout time.Duration // required
+	// Interval is the longest pause between polls; default 2s. Polling
+	// starts at an eighth of it (at least 100ms) and doubles up to it, so a
+	// condition that is met quickly is seen quickly while a slow one costs
+	// few calls.
+	Interval time.Duration
 	// ReportEvery is how often a progress line is logged; default 15s, 0 keeps the default.
 	ReportEvery time.Duration
 }
@@ -56,6 +60,7 @@ func For(ctx context.Context, log *slog.Logger, spec Spec, cond Condition) error
 	start := time.Now()
 	deadline := start.Add(spec.Timeout)
 	lastReport := start
+	interval := firstInterval(spec.Interval)
 	var status string
 	for {
 		done, st, err := cond(ctx)
@@ -76,10 +81,11 @@ func For(ctx context.Context, log *slog.Logger, spec Spec, cond Condition) error
 			log.Info("waiting for "+spec.What, "status", status, "elapsed", logging.Round(now.Sub(start)), "timeout", spec.Timeout)
 			lastReport = now
 		}
-		sleep := min(spec.Interval, time.Until(deadline))
+		sleep := min(interval, time.Until(deadline))
 		if sleep < 0 {
 			sleep = 0
 		}
+		interval = nextInterval(interval, spec.Interval)
 		t := time.NewTimer(sleep)
 		select {
 		case <-ctx.Done():
@@ -89,6 +95,14 @@ func For(ctx context.Context, log *slog.Logger, spec Spec, cond Condition) error
 		}
 	}
 }
+
+// firstInterval and nextInterval are the polling schedule: an eighth of
+// the interval (at least 100ms), doubling up to the interval.
+func firstInterval(limit time.Duration) time.Duration {
+	return min(limit, max(limit/8, 100*time.Millisecond))
+}
+
+func nextInterval(cur, limit time.Duration) time.Duration { return min(2*cur, limit) }
 
 // IsTimeout reports whether err is a wait that ran out of time.
 func IsTimeout(err error) bool {

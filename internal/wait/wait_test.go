@@ -61,3 +61,25 @@ func TestForRequiresBound(t *testing.T) {
 		t.Fatalf("an unbounded wait must be refused before polling: %v", err)
 	}
 }
+
+func TestPollSchedule(t *testing.T) {
+	tests := []struct {
+		interval time.Duration
+		want     []time.Duration
+	}{
+		{2 * time.Second, []time.Duration{250 * time.Millisecond, 500 * time.Millisecond, time.Second, 2 * time.Second, 2 * time.Second}},
+		{400 * time.Millisecond, []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 400 * time.Millisecond}},
+		{50 * time.Millisecond, []time.Duration{50 * time.Millisecond, 50 * time.Millisecond}},
+	}
+	for _, tt := range tests {
+		got := []time.Duration{firstInterval(tt.interval)}
+		for len(got) < len(tt.want) {
+			got = append(got, nextInterval(got[len(got)-1], tt.interval))
+		}
+		for i := range tt.want {
+			if got[i] != tt.want[i] {
+				t.Fatalf("interval %s: schedule %v, want %v", tt.interval, got, tt.want)
+			}
+		}
+	}
+}
