@@ -24,7 +24,7 @@ func (e *BlockedError) Unwrap() error { return e.Err }
 // ExecOptions tune execution.
 type ExecOptions struct {
 	Parallelism   int           // deletions at a time; default 8
-	DeleteTimeout time.Duration // per step: retries of a blocked delete plus the wait until gone; default 10m
+	DeleteTimeout time.Duration // bound on retrying a refused deletion, and again on waiting until an accepted one is gone; default 10m
 	PollInterval  time.Duration // first retry/poll interval; default 2s
 	ProgressEvery time.Duration // progress line interval; default 10s
 	Log           *slog.Logger
@@ -127,14 +127,29 @@ func Execute(ctx context.Context, b Backend, plan *Plan, opts ExecOptions) *Exec
 	var blockedRetries atomic.Int64
 	ready := make(chan *node, len(order))
 	finished := make(chan *node, len(order))
-	var workers sync.WaitGroup
+	// Workers make the deletion calls: at most Parallelism at a time. Once
+	// an asynchronous deletion is accepted, waiting for it to finish (a
+	// poll every few seconds) moves to a goroutine of its own, so the slow
+	// deletions of load balancers and servers do not hold the pool.
+	var workers, waiters sync.WaitGroup
 	for range opts.Parallelism {
 		workers.Add(1)
 		go func() {
 			defer workers.Done()
 			for n := range ready {
-				runStep(ctx, b, n, opts, &blockedRetries)
-				finished <- n
+				start := time.Now()
+				if !deleteStep(ctx, b, n, opts, &blockedRetries) || !b.Async(n.step.Type) {
+					n.result.Seconds = time.Since(start).Seconds()
+					finished <- n
+					continue
+				}
+				waiters.Add(1)
+				go func() {
+					defer waiters.Done()
+					waitGone(ctx, b, n, opts)
+					n.result.Seconds = time.Since(start).Seconds()
+					finished <- n
+				}()
 			}
 		}()
 	}
@@ -210,6 +225,7 @@ func Execute(ctx context.Context, b Backend, plan *Plan, opts ExecOptions) *Exec
 	}
 	close(ready)
 	workers.Wait()
+	waiters.Wait()
 	for _, n := range order {
 		res.Steps = append(res.Steps, n.result)
 	}
@@ -225,19 +241,11 @@ func clusterLabel(c string) string {
 	return c
 }
 
-// runStep deletes one resource: retries while it is in use, then waits
-// until it is gone if its deletion is asynchronous. Each of the two is
-// bounded by DeleteTimeout.
-func runStep(ctx context.Context, b Backend, n *node, opts ExecOptions, blockedRetries *atomic.Int64) {
-	start := time.Now()
-	defer func() { n.result.Seconds = time.Since(start).Seconds() }()
+// deleteStep makes the deletion call, retrying while the resource is in
+// use, bounded by DeleteTimeout. It reports whether the cloud accepted it;
+// otherwise the step's result says why not.
+func deleteStep(ctx context.Context, b Backend, n *node, opts ExecOptions, blockedRetries *atomic.Int64) bool {
 	s := &n.step.Resource
-	fail := func(err error) {
-		n.result.Outcome, n.result.Error = OutcomeFailed, err.Error()
-		if ctx.Err() != nil {
-			n.result.Outcome = OutcomeInterrupted
-		}
-	}
 	var last error
 	err := wait.For(ctx, opts.Log, wait.Spec{What: "deletion of " + s.Label() + " to be accepted", Timeout: opts.DeleteTimeout, Interval: opts.PollInterval, ReportEvery: time.Minute},
 		func(ctx context.Context) (bool, string, error) {
@@ -257,19 +265,30 @@ func runStep(ctx context.Context, b Backend, n *node, opts ExecOptions, blockedR
 		if last != nil && wait.IsTimeout(err) {
 			err = fmt.Errorf("%s: still in use after %s: %w", s.Label(), opts.DeleteTimeout, last)
 		}
-		fail(err)
-		return
-	}
-	if b.Async(s.Type) {
-		err := wait.For(ctx, opts.Log, wait.Spec{What: s.Label() + " to be gone", Timeout: opts.DeleteTimeout, Interval: opts.PollInterval, ReportEvery: time.Minute},
-			func(ctx context.Context) (bool, string, error) {
-				exists, status, err := b.Exists(ctx, s)
-				return !exists, status, err
-			})
-		if err != nil {
-			fail(err)
-			return
-		}
+		fail(ctx, n, err)
+		return false
 	}
 	n.result.Outcome = OutcomeDeleted
+	return true
+}
+
+// waitGone waits, bounded by DeleteTimeout, until an accepted asynchronous
+// deletion has finished.
+func waitGone(ctx context.Context, b Backend, n *node, opts ExecOptions) {
+	s := &n.step.Resource
+	err := wait.For(ctx, opts.Log, wait.Spec{What: s.Label() + " to be gone", Timeout: opts.DeleteTimeout, Interval: opts.PollInterval, ReportEvery: time.Minute},
+		func(ctx context.Context) (bool, string, error) {
+			exists, status, err := b.Exists(ctx, s)
+			return !exists, status, err
+		})
+	if err != nil {
+		fail(ctx, n, err)
+	}
+}
+
+func fail(ctx context.Context, n *node, err error) {
+	n.result.Outcome, n.result.Error = OutcomeFailed, err.Error()
+	if ctx.Err() != nil {
+		n.result.Outcome = OutcomeInterrupted
+	}
 }
