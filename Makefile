@@ -20,7 +20,7 @@ bin/mage: mage.go go.mod go.sum
 	@$(GO) build -o $@ mage.go
 .PHONY: help create create_cluster delete_cluster get-kubeconfig check check-quick \
 	check-conformance check-storage check-csi clean fullclean leakcheck image appcred \
-	config test test-integration lint devcloud-up devcloud-down kind-image
+	config test test-integration bench lint devcloud-up devcloud-down kind-image
 
 ## help: List the make targets and the Mage targets behind them.
 help: bin/mage
@@ -108,6 +108,10 @@ test:
 ## test-integration: Start devcloud (and a Docker engine) and run the integration and e2e tiers.
 test-integration:
 	scripts/test-integration.sh
+
+## bench: Benchmarks on devcloud, as ratios against their baselines: image registration vs the openstack CLI, fullclean vs SCS cleanup.sh.
+bench:
+	$(GO) test -tags integration -run '^$$' -bench . -benchtime 1x -timeout 4h ./tests/integration/image ./tests/integration/cleanup
 
 ## lint: gofmt, go vet (including the magefiles).
 lint:
