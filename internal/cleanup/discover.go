@@ -30,21 +30,47 @@ type Backend interface {
 	Async(t Type) bool
 }
 
-// Discover lists every type once, concurrently (at most parallelism at a time).
+// serviceNamer is a Backend whose types are listed by a few API services.
+type serviceNamer interface {
+	// Service names the API service that lists type t.
+	Service(t Type) string
+}
+
+// Discover lists every type once, concurrently (at most parallelism at a
+// time). Where the backend names services, each service's first list runs
+// alone before the service's other lists: a service validates a token it
+// has not seen once per concurrent request carrying it (keystonemiddleware
+// caches only after an answer), which on a busy cloud costs seconds per
+// request; one request first means one validation.
 func Discover(ctx context.Context, b Backend, parallelism int) ([]Resource, error) {
 	g, ctx := errgroup.WithContext(ctx)
-	g.SetLimit(max(parallelism, 1))
+	slots := make(chan struct{}, max(parallelism, 1))
 	var mu sync.Mutex
 	var all []Resource
-	for _, t := range Types {
+	list := func(t Type) error {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		defer func() { <-slots }()
+		rs, err := b.List(ctx, t)
+		if err != nil {
+			return fmt.Errorf("listing %ss: %w", t, err)
+		}
+		mu.Lock()
+		all = append(all, rs...)
+		mu.Unlock()
+		return nil
+	}
+	for _, group := range serviceGroups(b) {
 		g.Go(func() error {
-			rs, err := b.List(ctx, t)
-			if err != nil {
-				return fmt.Errorf("listing %ss: %w", t, err)
+			if err := list(group[0]); err != nil {
+				return err
 			}
-			mu.Lock()
-			all = append(all, rs...)
-			mu.Unlock()
+			for _, t := range group[1:] {
+				g.Go(func() error { return list(t) })
+			}
 			return nil
 		})
 	}
@@ -53,6 +79,32 @@ func Discover(ctx context.Context, b Backend, parallelism int) ([]Resource, erro
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i].Key() < all[j].Key() })
 	return all, nil
+}
+
+// serviceGroups groups Types by the service that lists them, in Types
+// order; a backend that names no services gets one group per type.
+func serviceGroups(b Backend) [][]Type {
+	sn, ok := b.(serviceNamer)
+	if !ok {
+		groups := make([][]Type, len(Types))
+		for i, t := range Types {
+			groups[i] = []Type{t}
+		}
+		return groups
+	}
+	var groups [][]Type
+	index := map[string]int{}
+	for _, t := range Types {
+		svc := sn.Service(t)
+		i, seen := index[svc]
+		if !seen {
+			i = len(groups)
+			index[svc] = i
+			groups = append(groups, nil)
+		}
+		groups[i] = append(groups[i], t)
+	}
+	return groups
 }
 
 // ClusterSources say where clusters of the lab are recorded besides the

@@ -32,12 +32,16 @@ type clients struct {
 
 // kind is one resource type's knowledge.
 type kind struct {
-	list   func(ctx context.Context, c *clients) ([]Resource, error)
-	delete func(ctx context.Context, c *clients, r *Resource) error
+	service string // the API service: requests to one service share its token cache
+	list    func(ctx context.Context, c *clients) ([]Resource, error)
+	delete  func(ctx context.Context, c *clients, r *Resource) error
 	// get reports whether r exists and its status; nil for types whose
 	// deletion is complete when the API call returns.
 	get func(ctx context.Context, c *clients, r *Resource) (bool, string, error)
 }
+
+// Service names the API service that lists type t (see Discover).
+func (o *OpenStack) Service(t Type) string { return o.kinds[t].service }
 
 // NewOpenStack builds the backend from a connected cloud. Every list is
 // scoped to the credentials' project (an admin sees all projects
@@ -65,20 +69,20 @@ func NewOpenStack(cl *cloud.Cloud) (*OpenStack, error) {
 		return nil, err
 	}
 	return &OpenStack{c: c, kinds: map[Type]kind{
-		FloatingIP:      {listFloatingIPs, deleteFloatingIP, nil},
-		LoadBalancer:    {listLoadBalancers, deleteLoadBalancer, getLoadBalancer},
-		Server:          {listServers, deleteServer, getServer},
-		Port:            {listPorts, deletePort, nil}, // lists router interfaces too
-		RouterInterface: {func(context.Context, *clients) ([]Resource, error) { return nil, nil }, removeRouterInterface, nil},
-		Subnet:          {listSubnets, deleteSubnet, nil},
-		Network:         {listNetworks, deleteNetwork, nil},
-		Router:          {listRouters, deleteRouter, nil},
-		SecurityGroup:   {listSecurityGroups, deleteSecurityGroup, nil},
-		Snapshot:        {listSnapshots, deleteSnapshot, getSnapshot},
-		Volume:          {listVolumes, deleteVolume, getVolume},
-		ServerGroup:     {listServerGroups, deleteServerGroup, nil},
-		Keypair:         {listKeypairs, deleteKeypair, nil},
-		AppCred:         {listAppCreds, deleteAppCred, nil},
+		FloatingIP:      {"network", listFloatingIPs, deleteFloatingIP, nil},
+		LoadBalancer:    {"load-balancer", listLoadBalancers, deleteLoadBalancer, getLoadBalancer},
+		Server:          {"compute", listServers, deleteServer, getServer},
+		Port:            {"network", listPorts, deletePort, nil}, // lists router interfaces too
+		RouterInterface: {"network", func(context.Context, *clients) ([]Resource, error) { return nil, nil }, removeRouterInterface, nil},
+		Subnet:          {"network", listSubnets, deleteSubnet, nil},
+		Network:         {"network", listNetworks, deleteNetwork, nil},
+		Router:          {"network", listRouters, deleteRouter, nil},
+		SecurityGroup:   {"network", listSecurityGroups, deleteSecurityGroup, nil},
+		Snapshot:        {"volume", listSnapshots, deleteSnapshot, getSnapshot},
+		Volume:          {"volume", listVolumes, deleteVolume, getVolume},
+		ServerGroup:     {"compute", listServerGroups, deleteServerGroup, nil},
+		Keypair:         {"compute", listKeypairs, deleteKeypair, nil},
+		AppCred:         {"identity", listAppCreds, deleteAppCred, nil},
 	}}, nil
 }
 

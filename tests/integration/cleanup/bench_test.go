@@ -74,7 +74,7 @@ func benchCluster(prefix string, i int) string { return fmt.Sprintf("%s-c%d", pr
 
 // countingProxy is a fault-free proxy that counts API requests, and a
 // clouds.yaml pointing at it.
-func countingProxy(b *testing.B, w *world) (*faultproxy.Proxy, string) {
+func countingProxy(b testing.TB, w *world) (*faultproxy.Proxy, string) {
 	p, err := faultproxy.Start(context.Background(), faultproxy.Config{Upstream: w.cloud.AuthURL, Seed: 1})
 	if err != nil {
 		b.Fatal(err)
