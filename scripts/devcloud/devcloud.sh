@@ -8,6 +8,7 @@
 #   devcloud.sh status    one line per service: running/stopped/unhealthy; exit 1 unless all run
 #   devcloud.sh env       print shell exports for OS_CLOUD and the clouds.yaml path
 #   devcloud.sh reset     stop, drop every database and stored blob, start again from scratch
+#   devcloud.sh wipe      stop, drop every database and stored blob (the next start bootstraps anew)
 #
 # Keystone, Glance, Neutron, Nova+Placement, Octavia and Cinder with fake/noop back ends, all
 # bound to 127.0.0.1. Runs as root without systemd: every daemon is started with setsid, its PID
@@ -822,9 +823,9 @@ cmd_env() {
   echo "# admin: export OS_CLOUD=devcloud"
 }
 
-cmd_reset() {
+cmd_wipe() {
   need_root
-  log "reset: stopping, then dropping every devcloud database and stored blob"
+  log "wipe: stopping, then dropping every devcloud database and stored blob"
   cmd_stop
   configure_mariadb
   spawn mariadb /usr/sbin/mariadbd --user=mysql --pid-file=/run/mysqld/mysqld.pid
@@ -835,7 +836,11 @@ cmd_reset() {
   stop_sessions 60 mariadb
   rm -rf "$STATE/done" /var/lib/glance/images/* /etc/keystone/fernet-keys /etc/keystone/credential-keys
   rm -f /var/lib/nova/instances/compute_id
-  log "reset: state removed; starting from scratch"
+  log "wipe: state removed; the next start bootstraps from scratch"
+}
+
+cmd_reset() {
+  cmd_wipe
   cmd_start
 }
 
@@ -850,7 +855,8 @@ main() {
     status) cmd_status && exit 0 || exit 1 ;;
     env) cmd_env ;;
     reset) cmd_reset ;;
-    *) sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; [[ -n $cmd ]] && exit 2; exit 0 ;;
+    wipe) cmd_wipe ;;
+    *) sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; [[ -n $cmd ]] && exit 2; exit 0 ;;
   esac
 }
 main "$@"
