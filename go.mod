@@ -5,6 +5,7 @@ go 1.26.4
 require (
 	al.essio.dev/pkg/shellescape v1.5.1
 	github.com/gophercloud/gophercloud/v2 v2.15.0
+	github.com/jstemmer/go-junit-report/v2 v2.1.0
 	github.com/magefile/mage v1.17.2
 	github.com/vmware-tanzu/sonobuoy v0.57.5
 	go.yaml.in/yaml/v3 v3.0.4
