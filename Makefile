@@ -1,26 +1,75 @@
 # capilab — the familiar SCS make targets, backed by Mage targets in Go.
 #
-# Every target runs the Mage target behind it (`go run mage.go <ns:target>`,
-# built once into bin/mage): nothing is installed
+# Every target runs the Mage target behind it through bin/mage, the Mage
+# bootstrap (mage.go) built with the Go toolchain: nothing is installed
 # globally, a machine needs only Go. Variables given on the command line
 # (make fullclean PREFIX=lab1 CLUSTERS=a,b DRY_RUN=1) reach the settings model
 # through the environment; `make config` shows what they resolved to.
 #
+# Exit codes: make itself exits 2 whenever a recipe fails, whatever the
+# target's own code was (GNU make's rule); its message "make: *** [...]
+# Error N" shows the target's code N. bin/mage <target> exits with the
+# target's own code (0 ok, 1 failed, 2 bad input, 3 owned resources remain,
+# 4 lab busy): CI runs `make bin/mage` once, then bin/mage.
+#
 # A line "## target: doc" documents a target for `make help`.
 
 GO   ?= go
-# `go run mage.go` is the zero-install way; make builds the same bootstrap
-# once into bin/ so target exit codes (2 = bad input, 3 = leaks found) and
-# output reach make unchanged. The Go build cache makes rebuilding cheap.
 MAGE ?= bin/mage
 
 .DEFAULT_GOAL := help
 
-bin/mage: mage.go go.mod go.sum
-	@$(GO) build -o $@ mage.go
-.PHONY: help create create_cluster delete_cluster get-kubeconfig check check-quick \
+# Every goal of this Makefile. Goals are checked before anything runs: make
+# runs goals in order, so `make fullclean forceclean` would otherwise run a
+# real fullclean before complaining about the second word.
+GOALS := help create create_cluster delete_cluster get-kubeconfig check check-quick \
 	check-conformance check-storage check-csi clean fullclean leakcheck image appcred \
-	config test test-integration bench lint devcloud-up devcloud-down kind-image
+	appcred-delete appcred-list config config-check mgmt-delete devcloud-up devcloud-down \
+	kind-image test test-integration bench lint bin/mage
+
+# SCS make targets capilab does not have, and what replaces each.
+scs.init       := capilab needs no init (no OpenTofu state); make config-check validates the settings and authenticates with OS_CLOUD
+scs.dry-run    := destructive targets take DRY_RUN=1 (make fullclean DRY_RUN=1, make appcred-delete DRY_RUN=1); make create has no plan mode
+scs.show       := capilab keeps no OpenTofu state; make config shows the settings, make leakcheck LEAK_SCOPE=lab lists the lab's OpenStack resources
+scs.list       := $(scs.show)
+scs.attach     := capilab keeps no OpenTofu state to import into
+scs.detach     := capilab keeps no OpenTofu state to remove from
+scs.state-push := capilab keeps no OpenTofu state
+scs.gitchk     := capilab runs from this checkout; there is no remote node to push it to
+scs.ssh        := the management cluster is a local kind cluster (no VM): kubectl with the kubeconfig of make get-kubeconfig; a remote management VM is not implemented yet
+scs.login      := $(scs.ssh)
+scs.k9s        := $(scs.ssh)
+scs.console    := $(scs.ssh)
+scs.log        := $(scs.ssh)
+scs.watch      := $(scs.ssh)
+scs.openstack  := run the openstack CLI directly: OS_CLOUD=<cloud> openstack …, or with the lab's credential OS_CLIENT_CONFIG_FILE=state/clouds.yaml OS_CLOUD=<prefix> openstack …
+scs.deploy     := make create installs Cluster API on the management cluster
+scs.forceclean := capilab has no force options: make fullclean deletes everything the lab can prove is its own, never a project's other volumes or floating IPs
+scs.purge      := capilab never wipes a project: make fullclean deletes what the lab owns (make mgmt-delete the management cluster)
+scs.deploy-cso := Cluster Stacks (cso, cspo) are not part of capilab
+scs.deploy-cspo := $(scs.deploy-cso)
+
+bad_goals := $(filter-out $(GOALS),$(MAKECMDGOALS))
+goal_line = make $(1): $(or $(scs.$(1)),no such target (make help lists them))
+ifneq ($(words $(bad_goals)),0)
+ifeq ($(words $(bad_goals)),1)
+$(error $(call goal_line,$(bad_goals)); nothing was run)
+else
+$(foreach g,$(bad_goals),$(warning $(call goal_line,$(g))))
+$(error $(words $(bad_goals)) unknown targets; nothing was run)
+endif
+endif
+
+# The names of the variables given on make's command line, minus the
+# Makefile's own: bin/mage refuses a name capilab does not read, so that
+# `make fullclean DRYRUN=1` (a typo) runs nothing instead of a real fullclean.
+export CAPILAB_MAKE_VARS := $(filter-out GO MAGE,$(foreach v,$(.VARIABLES),$(if $(findstring command line,$(origin $(v))),$(v))))
+
+# bin/mage is rebuilt on every use: go build is a no-op when it is current
+# (0.1-0.2 s), and a stale bootstrap would check settings against an old list.
+bin/mage:
+	@$(GO) build -o $@ mage.go
+.PHONY: $(GOALS)
 
 ## help: List the make targets and the Mage targets behind them.
 help: bin/mage
@@ -41,7 +90,7 @@ create_cluster: bin/mage
 delete_cluster: bin/mage
 	$(MAGE) cluster:delete
 
-## get-kubeconfig: Write the kubeconfig of the management cluster and of CLUSTER.
+## get-kubeconfig: Write the kubeconfig of CLUSTER (0600) into the state directory.
 get-kubeconfig: bin/mage
 	$(MAGE) cluster:kubeconfig
 
@@ -65,6 +114,10 @@ check-storage: bin/mage
 check-csi: bin/mage
 	$(MAGE) check:csi
 
+## mgmt-delete: Delete the kind management cluster.
+mgmt-delete: bin/mage
+	$(MAGE) mgmt:delete
+
 ## clean: Delete every workload cluster through the management cluster, then the management cluster.
 clean: bin/mage
 	$(MAGE) clean:all
@@ -85,9 +138,21 @@ image: bin/mage
 appcred: bin/mage
 	$(MAGE) appcred:create
 
+## appcred-delete: Revoke CLUSTER's application credential (APPCRED_SCOPE=lab: the lab's) and remove its local entries; DRY_RUN=1 only says what it would do.
+appcred-delete: bin/mage
+	$(MAGE) appcred:delete
+
+## appcred-list: List the lab's application credentials and whether each secret is known locally.
+appcred-list: bin/mage
+	$(MAGE) appcred:list
+
 ## config: Print the effective settings and where each value came from (secrets redacted).
 config: bin/mage
 	$(MAGE) config:show
+
+## config-check: Validate the settings and log in to the cloud (OS_CLOUD) afresh, listing its services.
+config-check: bin/mage
+	$(MAGE) config:check
 
 ## devcloud-up: Install (once) and start devcloud, a local OpenStack for tests.
 devcloud-up: bin/mage
@@ -113,8 +178,10 @@ test-integration:
 bench:
 	$(GO) test -tags integration -run '^$$' -bench . -benchtime 1x -timeout 4h ./tests/integration/image ./tests/integration/cleanup
 
-## lint: gofmt, go vet (including the magefiles).
+## lint: gofmt, go vet (including the magefiles and the tagged test tiers).
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 	$(GO) vet -tags mage ./magefiles
+	$(GO) vet -tags integration ./tests/...
+	$(GO) vet -tags e2e ./tests/...

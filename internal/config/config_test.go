@@ -173,6 +173,8 @@ func TestBadInput(t *testing.T) {
 		{name: "reserved image attribute", env: []string{"IMAGE_EXTRA_PROPERTIES=min_disk=5"}, want: []string{`image_extra_properties: "min_disk" is a Glance image attribute`}},
 		{name: "capilab image property", env: []string{"IMAGE_EXTRA_PROPERTIES=capilab_source_sha256=x"}, want: []string{`image_extra_properties: "capilab_source_sha256": properties starting with capilab_`}},
 		{name: "appcred scope", env: []string{"APPCRED_SCOPE=all"}, want: []string{`appcred_scope: "all" is not one of cluster, lab`}},
+		{name: "SCS ENVIRONMENT is never ignored", env: []string{"ENVIRONMENT=gx-scs"}, want: []string{`env ENVIRONMENT: "gx-scs" is SCS's environment selector`}},
+		{name: "SCS ENVIRONMENT naming another cloud", env: []string{"ENVIRONMENT=gx-scs", "OS_CLOUD=devcloud"}, want: []string{`select the cloud with OS_CLOUD=`}},
 		{name: "several at once", env: []string{"CLUSTER=Bad", "WORKER_COUNT=-1", "NODE_CIDR=x"}, want: []string{`cluster: "Bad"`, `node_cidr: "x" is not a CIDR`, `worker_count: -1 is out of range`}},
 	}
 	for _, tt := range tests {
@@ -220,5 +222,30 @@ func TestWriteTableShowsSourcesAndRedactsProxyCredentials(t *testing.T) {
 	}
 	if strings.Contains(out, "s3cretpass") {
 		t.Fatalf("proxy password leaked:\n%s", out)
+	}
+}
+
+func TestEnvironmentNamingTheSelectedCloudPasses(t *testing.T) {
+	if _, err := load(t, nil, "ENVIRONMENT=gx-scs", "OS_CLOUD=gx-scs"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestEnvName(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		known bool
+		hint  string
+	}{
+		{"DRY_RUN", true, ""}, {"TESTCLUSTER", true, ""}, {"MTU_VALUE", true, ""}, {"OS_CLOUD", true, ""},
+		{"OS_CLIENT_CONFIG_FILE", true, ""}, {"LAB_CONFIG", true, ""}, {"LAB_HTTP_PROXY", true, ""},
+		{"DRYRUN", false, "did you mean DRY_RUN?"}, {"CLUSTR", false, "did you mean CLUSTER?"},
+		{"ENVIRONMENT", false, "SCS's environment selector"}, {"GITREFERENCE", false, "is not a capilab setting"},
+		{"prefix", false, "did you mean PREFIX?"},
+	} {
+		known, hint := EnvName(tc.name)
+		if known != tc.known || !strings.Contains(hint, tc.hint) {
+			t.Errorf("EnvName(%s) = %v, %q; want %v, %q", tc.name, known, hint, tc.known, tc.hint)
+		}
 	}
 }

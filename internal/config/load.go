@@ -84,6 +84,7 @@ func Load(opts Options) (*Loaded, error) {
 	}
 
 	problems = append(problems, l.applyEnv(env)...)
+	problems = append(problems, l.replacedProblems(env)...)
 	// Validate even after parse problems, so one run reports everything, but
 	// not the knobs whose value did not parse: their value is a stale default.
 	broken := map[string]bool{}

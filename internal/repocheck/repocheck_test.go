@@ -32,6 +32,14 @@ var scsTargets = []string{
 	"create", "create_cluster", "delete_cluster", "get-kubeconfig", "check", "check-quick",
 	"check-conformance", "check-storage", "check-csi", "clean", "fullclean", "leakcheck",
 	"image", "appcred", "config", "help", "test", "test-integration",
+	"appcred-delete", "appcred-list", "config-check", "mgmt-delete",
+}
+
+// scsReplaced are SCS make targets capilab does not have: the Makefile
+// must answer each with what replaces it (scs.<name>), before anything runs.
+var scsReplaced = []string{
+	"init", "dry-run", "show", "list", "attach", "detach", "state-push", "gitchk", "ssh", "login",
+	"k9s", "openstack", "log", "console", "watch", "deploy", "forceclean", "purge", "deploy-cso", "deploy-cspo",
 }
 
 // versionStrings collects every version-looking scalar of versions.yaml.
@@ -214,6 +222,44 @@ func TestMakeTargetsDocumentedAndBacked(t *testing.T) {
 		ns := strings.SplitN(name, ":", 2)[0]
 		if _, ok := labTargets[name]; !ok && ns != "devcloud" {
 			t.Errorf("mage target %s is not in lab.Targets()", name)
+		}
+	}
+}
+
+// TestMakeGoalsAreChecked: the Makefile's GOALS (checked before anything
+// runs) are exactly its documented targets plus bin/mage, and every SCS
+// name it lacks has a replacement line.
+func TestMakeGoalsAreChecked(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(root, "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.ReplaceAll(string(data), "\\\n", " ")
+	m := regexp.MustCompile(`(?m)^GOALS := (.*)$`).FindStringSubmatch(text)
+	if m == nil {
+		t.Fatal("Makefile has no GOALS := line")
+	}
+	goals := map[string]bool{}
+	for _, g := range strings.Fields(m[1]) {
+		goals[g] = true
+	}
+	docs, _, _ := makeTargets(t)
+	for name := range docs {
+		if !goals[name] {
+			t.Errorf("make %s is documented but not in GOALS: `make %s` would be refused", name, name)
+		}
+	}
+	for g := range goals {
+		if docs[g] == "" && g != "bin/mage" {
+			t.Errorf("GOALS lists %s, which has no \"## %s: doc\" line", g, g)
+		}
+	}
+	for _, name := range scsReplaced {
+		if goals[name] {
+			continue
+		}
+		if !regexp.MustCompile(`(?m)^scs\.` + regexp.QuoteMeta(name) + ` +:= \S`).MatchString(text) {
+			t.Errorf("SCS make target %s is neither a goal nor answered by a scs.%s line", name, name)
 		}
 	}
 }
