@@ -7,19 +7,56 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
 
 	"github.com/capilab/capilab/internal/lab"
 )
 
+// stopGrace bounds how long a target may take to stop after SIGTERM or
+// SIGHUP (it stops starting work at once; this bounds what is in flight).
+const stopGrace = 20 * time.Second
+
 // run executes the named target body (internal/lab.Targets) with this
 // process's settings: invalid settings stop it before any cloud or cluster
-// call, with exit code 2.
+// call, with exit code 2. The process exits with the target's own code,
+// after writing its error once, in the log format (Mage's own error line
+// would be plain text and every code but Mage's known ones would be lost).
+//
+// SIGTERM and SIGHUP (a CI runner cancelling the job, or the parent-death
+// signal the bootstrap asks for) are an interrupt, like Ctrl-C: the
+// target's context is cancelled; if it has not returned within stopGrace
+// the process exits anyway.
 func run(ctx context.Context, name string) error {
 	target, ok := lab.Targets()[name]
 	if !ok {
 		return fmt.Errorf("%s: no such target in internal/lab", name)
 	}
-	return lab.Main(ctx, lab.OptionsFromProcess(), target)
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGHUP)
+	defer stop()
+	done := make(chan struct{})
+	defer close(done) // runs before stop(): a normal return is no signal
+	go func() {
+		select {
+		case <-done:
+			return
+		case <-ctx.Done():
+		}
+		t := time.NewTimer(stopGrace)
+		defer t.Stop()
+		select {
+		case <-done:
+		case <-t.C:
+			fmt.Fprintf(os.Stderr, "Error: %s did not stop within %s of the interrupt; exiting\n", name, stopGrace)
+			os.Exit(lab.ExitFailure)
+		}
+	}()
+	if code := lab.Execute(ctx, lab.OptionsFromProcess(), name, target); code != 0 {
+		os.Exit(code)
+	}
+	return nil
 }
 
 // notImplemented is what a target returns until its issue lands: a loud

@@ -25,6 +25,7 @@ const (
 	ExitFailure  = 1 // the target failed
 	ExitBadInput = 2 // settings or arguments are invalid; nothing was done
 	ExitLeaks    = 3 // leakcheck / fullclean verification found owned resources
+	ExitBusy     = 4 // another run holds the lab's lock; nothing was done
 )
 
 // Options is what one invocation gets from its process.
@@ -63,18 +64,66 @@ type Target func(ctx context.Context, r *Run) error
 
 // Main runs a target: settings first (bad input stops here with
 // ExitBadInput and no cloud or cluster call), then the target. The returned
-// error is redacted and carries the exit code for mage.
+// error is redacted and carries the exit code.
 func Main(ctx context.Context, opts Options, target Target) error {
+	err, _ := run(ctx, opts, target)
+	return err
+}
+
+// Execute runs a target the way a process does: it returns the exit code
+// and, on failure, writes the error once, as the last line on stderr — in
+// the run's log format (LOG_FORMAT=json: a JSON record with the exit code).
+func Execute(ctx context.Context, opts Options, name string, target Target) int {
+	err, format := run(ctx, opts, target)
+	code := ExitCode(err)
+	if err == nil {
+		return code
+	}
+	stderr := opts.Stderr
+	if stderr == nil {
+		stderr = io.Discard
+	}
+	if format == "json" {
+		h := slog.NewJSONHandler(stderr, nil)
+		slog.New(h).Error(err.Error(), "target", name, "exit_code", code)
+		return code
+	}
+	fmt.Fprintf(stderr, "Error: %s\n", err)
+	return code
+}
+
+// ExitCode is the exit code an error of a target gives (0 for nil).
+func ExitCode(err error) int {
+	var e interface{ ExitStatus() int }
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &e):
+		return e.ExitStatus()
+	}
+	return ExitFailure
+}
+
+// run is Main, also returning the log format the error should be written in.
+func run(ctx context.Context, opts Options, target Target) (error, string) {
 	secrets := logging.NewSecrets()
 	r, err := New(opts, secrets)
 	if err != nil {
-		return secrets.RedactError(err)
+		return secrets.RedactError(err), formatFromEnv(opts.Environ)
 	}
 	err = target(ctx, r)
 	if err != nil && ctx.Err() != nil {
 		err = fmt.Errorf("interrupted: %w (a re-run continues where this one stopped)", err)
 	}
-	return secrets.RedactError(err)
+	return secrets.RedactError(err), r.Settings.LogFormat
+}
+
+// formatFromEnv is LOG_FORMAT when the settings did not load.
+func formatFromEnv(environ []string) string {
+	if environMap(environ)["LOG_FORMAT"] == "json" {
+		return "json"
+	}
+	return "text"
 }
 
 // New loads the settings and builds the run's logger.
@@ -118,10 +167,26 @@ func (r *Run) cloudsFile() string {
 	return ""
 }
 
+// cloudOptionsChecked are the connection options, or bad input (exit
+// code 2, no call made) when no cloud is selected or clouds.yaml has no
+// such entry.
+func (r *Run) cloudOptionsChecked() (cloud.Options, error) {
+	opts := r.cloudOptions()
+	if _, err := cloud.Resolve(opts); err != nil {
+		return opts, &ExitError{Code: ExitBadInput, Err: err}
+	}
+	return opts, nil
+}
+
 // Cloud connects once per run.
 func (r *Run) Cloud(ctx context.Context) (*cloud.Cloud, error) {
 	r.cloudOnce.Do(func() {
-		r.cloud, r.cloudErr = cloud.Connect(ctx, r.cloudOptions())
+		opts, err := r.cloudOptionsChecked()
+		if err != nil {
+			r.cloudErr = err
+			return
+		}
+		r.cloud, r.cloudErr = cloud.Connect(ctx, opts)
 	})
 	return r.cloud, r.cloudErr
 }

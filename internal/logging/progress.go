@@ -27,11 +27,13 @@ func (s *Step) Progress(msg string, attrs ...any) {
 	s.log.Info("  "+s.name+": "+msg, append(attrs, "elapsed", Round(s.Elapsed()))...)
 }
 
-// Done logs the end of the step; with a non-nil error it logs the failure.
+// Done logs the end of the step; with a non-nil error it logs that the
+// step failed, but not the error itself: that is returned to the caller,
+// and reported once, by whoever handles it (the run's last line).
 func (s *Step) Done(err error, attrs ...any) {
 	attrs = append(attrs, "elapsed", Round(s.Elapsed()))
 	if err != nil {
-		s.log.Error("✗ "+s.name, append(attrs, "error", err)...)
+		s.log.Error("✗ "+s.name+" failed", attrs...)
 		return
 	}
 	s.log.Info("✓ "+s.name, attrs...)
