@@ -7,13 +7,22 @@ import (
 	"strings"
 
 	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/tokens"
+
+	"github.com/capilab/capilab/internal/cloud"
 )
 
 // ConfigCheck validates the settings and authenticates against the cloud,
 // listing the services the catalog offers: the quickest proof that
-// OS_CLOUD and clouds.yaml are right.
+// OS_CLOUD and clouds.yaml are right. It logs in afresh, never with a
+// cached token: a token cached before the credential was revoked (or the
+// password changed) would prove nothing.
 func ConfigCheck(ctx context.Context, r *Run) error {
-	c, err := r.Cloud(ctx)
+	opts, err := r.cloudOptionsChecked()
+	if err != nil {
+		return err
+	}
+	opts.TokenCache = ""
+	c, err := cloud.Connect(ctx, opts)
 	if err != nil {
 		return err
 	}
