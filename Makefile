@@ -22,26 +22,25 @@ MAGE ?= bin/mage
 # Every goal of this Makefile. Goals are checked before anything runs: make
 # runs goals in order, so `make fullclean forceclean` would otherwise run a
 # real fullclean before complaining about the second word.
-GOALS := help create create_cluster delete_cluster get-kubeconfig check check-quick \
+GOALS := help create create_cluster delete_cluster get-kubeconfig ssh check check-quick \
 	check-conformance check-storage check-csi clean fullclean leakcheck image appcred \
 	appcred-delete appcred-list config config-check mgmt-delete devcloud-up devcloud-down \
 	kind-image test test-integration bench lint bin/mage
 
 # SCS make targets capilab does not have, and what replaces each.
-scs.init       := capilab needs no init (no OpenTofu state); make config-check validates the settings and authenticates with OS_CLOUD
+scs.init       := capilab needs no init: make config-check validates the settings and authenticates with OS_CLOUD; with MGMT_MODE=remote, make create runs OpenTofu's init itself (state in state/terraform, workspace PREFIX)
 scs.dry-run    := destructive targets take DRY_RUN=1 (make fullclean DRY_RUN=1, make appcred-delete DRY_RUN=1); make create has no plan mode
-scs.show       := capilab keeps no OpenTofu state; make config shows the settings, make leakcheck LEAK_SCOPE=lab lists the lab's OpenStack resources
+scs.show       := make config shows the settings, make leakcheck LEAK_SCOPE=lab lists the lab's OpenStack resources; with MGMT_MODE=remote the OpenTofu state is state/terraform/terraform.tfstate.d/PREFIX
 scs.list       := $(scs.show)
-scs.attach     := capilab keeps no OpenTofu state to import into
-scs.detach     := capilab keeps no OpenTofu state to remove from
-scs.state-push := capilab keeps no OpenTofu state
-scs.gitchk     := capilab runs from this checkout; there is no remote node to push it to
-scs.ssh        := the management cluster is a local kind cluster (no VM): kubectl with the kubeconfig of make get-kubeconfig; a remote management VM is not implemented yet
-scs.login      := $(scs.ssh)
-scs.k9s        := $(scs.ssh)
-scs.console    := $(scs.ssh)
-scs.log        := $(scs.ssh)
-scs.watch      := $(scs.ssh)
+scs.attach     := capilab never adopts resources it did not make: make create MGMT_MODE=remote refuses a management node of this PREFIX that its state does not track
+scs.detach     := capilab's OpenTofu state (MGMT_MODE=remote) is its own record of the management node; make clean MGMT_MODE=remote destroys what it tracks
+scs.state-push := $(scs.detach)
+scs.gitchk     := with MGMT_MODE=remote, make create ships this checkout's HEAD commit to the node and warns about uncommitted changes, which do not reach it
+scs.login      := make ssh (MGMT_MODE=remote); with a local management cluster: kubectl with the kubeconfig of make get-kubeconfig
+scs.k9s        := $(scs.login)
+scs.console    := $(scs.login)
+scs.log        := make create MGMT_MODE=remote follows the node's cloud-init and make create itself; make ssh to look further
+scs.watch      := $(scs.log)
 scs.openstack  := run the openstack CLI directly: OS_CLOUD=<cloud> openstack …, or with the lab's credential OS_CLIENT_CONFIG_FILE=state/clouds.yaml OS_CLOUD=<prefix> openstack …
 scs.deploy     := make create installs Cluster API on the management cluster
 scs.forceclean := capilab has no force options: make fullclean deletes everything the lab can prove is its own, never a project's other volumes or floating IPs
@@ -93,6 +92,10 @@ delete_cluster: bin/mage
 ## get-kubeconfig: Write the kubeconfig of CLUSTER (0600) into the state directory.
 get-kubeconfig: bin/mage
 	$(MAGE) cluster:kubeconfig
+
+## ssh: Open a shell on the remote management node (MGMT_MODE=remote).
+ssh: bin/mage
+	$(MAGE) mgmt:ssh
 
 ## check: Run sonobuoy against CLUSTER in mode SONOMODE.
 check: bin/mage

@@ -16,3 +16,6 @@ func (Mgmt) Create(ctx context.Context) error { return run(ctx, "mgmt:create") }
 
 // Delete deletes the kind management cluster.
 func (Mgmt) Delete(ctx context.Context) error { return run(ctx, "mgmt:delete") }
+
+// SSH opens a shell on the remote management node (MGMT_MODE=remote).
+func (Mgmt) SSH(ctx context.Context) error { return run(ctx, "mgmt:ssh") }

@@ -105,6 +105,10 @@ var Rules = []Rule{
 	{ID: "lab-appcred", Lab: true, Types: []Type{AppCred}, Pattern: Pattern{Name: "{P}-appcred"}, Reason: "lab application credential", Guard: appCredDescriptionAgrees},
 	{ID: "lab-mgmt-server", Lab: true, Types: []Type{Server}, Pattern: Pattern{Name: "{P}-mgmtcluster"}, Reason: "management node"},
 	{ID: "lab-mgmt-volume", Lab: true, Types: []Type{Volume}, Pattern: Pattern{Name: "{P}-mgmthost"}, Reason: "management node volume"},
+	// The remote management node capilab builds (terraform/): its root
+	// volume and port carry the server's name, as SCS's root volume did.
+	{ID: "lab-mgmt-root-volume", Lab: true, Types: []Type{Volume}, Pattern: Pattern{Name: "{P}-mgmtcluster"}, Reason: "management node root volume"},
+	{ID: "lab-mgmt-port", Lab: true, Types: []Type{Port}, Pattern: Pattern{Name: "{P}-mgmtcluster"}, Reason: "management node port"},
 	{ID: "lab-mgmt-floating-ip", Lab: true, Types: []Type{FloatingIP}, Pattern: Pattern{Tags: []string{"{P}-mgmtcluster"}}, Reason: "management node floating IP (tag)"},
 	{ID: "lab-network", Lab: true, Types: []Type{Network}, Pattern: Pattern{Name: "{P}-net"}, Reason: "lab network"},
 	{ID: "lab-subnet", Lab: true, Types: []Type{Subnet}, Pattern: Pattern{Name: "{P}-subnet"}, Reason: "lab subnet"},

@@ -34,6 +34,8 @@ type Settings struct {
 	RestrictMgmtServer []string `key:"restrict_mgmt_server" group:"lab" doc:"CIDRs allowed to reach the management VM"`
 	MgmtCIDR           string   `key:"mgmt_cidr" group:"lab" doc:"subnet of the management VM's network"`
 	KindNodeImage      string   `key:"kind_node_image" group:"lab" doc:"kind node image for the management cluster (empty: the pinned upstream image)"`
+	MgmtMode           string   `key:"mgmt_mode" group:"lab" doc:"where the management cluster runs: local (kind on this machine) or remote (kind on a VM in the cloud, built with OpenTofu/Terraform from terraform/)"`
+	Tofu               string   `key:"tofu" group:"lab" doc:"OpenTofu or Terraform binary for mgmt_mode remote (empty: tofu or terraform from PATH, else OpenTofu built from its Go module)"`
 	StateDir           string   `key:"state_dir" group:"lab" doc:"local state: credentials (0600), kubeconfigs, per-cluster records"`
 	ArtifactsDir       string   `key:"artifacts_dir" group:"lab" doc:"reports and JSON records of every long target, for CI"`
 
@@ -85,6 +87,7 @@ type Settings struct {
 	ImageTimeout  time.Duration `key:"image_timeout" group:"run" doc:"bound on waiting for a node image to become active"`
 	AppcredScope  string        `key:"appcred_scope" group:"run" doc:"appcred targets act on: cluster (create: the lab's and CLUSTER's credential; delete: CLUSTER's) or lab (the lab's only)"`
 	DeleteTimeout time.Duration `key:"delete_timeout" group:"run" doc:"bound on waiting for one asynchronous deletion (load balancer, volume, server)"`
+	RemoteTimeout time.Duration `key:"remote_timeout" group:"run" doc:"mgmt_mode remote: bound on waiting for the management node (its bootstrap and make create after apply, make clean on it)"`
 	LogFormat     string        `key:"log_format" group:"run" doc:"text or json"`
 	LogLevel      string        `key:"log_level" group:"run" doc:"debug, info, warn or error"`
 }
@@ -100,6 +103,7 @@ func Defaults(kubernetesDefault string) Settings {
 		DNSNameservers:     []string{"5.1.66.255", "185.150.99.255"},
 		RestrictMgmtServer: []string{"0.0.0.0/0"},
 		MgmtCIDR:           "10.0.0.0/24",
+		MgmtMode:           "local",
 		StateDir:           "state",
 		ArtifactsDir:       "artifacts",
 
@@ -137,6 +141,7 @@ func Defaults(kubernetesDefault string) Settings {
 		ImageTimeout:  30 * time.Minute,
 		AppcredScope:  "cluster",
 		DeleteTimeout: 10 * time.Minute,
+		RemoteTimeout: 60 * time.Minute,
 		LogFormat:     "text",
 		LogLevel:      "info",
 	}

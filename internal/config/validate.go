@@ -184,6 +184,9 @@ func (l *Loaded) validate() Problems {
 	if s.DeleteTimeout <= 0 {
 		add("delete_timeout", "must be longer than 0")
 	}
+	if s.RemoteTimeout <= 0 {
+		add("remote_timeout", "must be longer than 0")
+	}
 
 	// Networks.
 	cidrs := map[string]netip.Prefix{}
@@ -233,6 +236,7 @@ func (l *Loaded) validate() Problems {
 	oneOf("log_format", s.LogFormat, "text", "json")
 	oneOf("log_level", s.LogLevel, "debug", "info", "warn", "error")
 	oneOf("appcred_scope", s.AppcredScope, "cluster", "lab")
+	oneOf("mgmt_mode", s.MgmtMode, "local", "remote")
 
 	if s.HTTPProxy != "" {
 		if u, err := url.Parse(s.HTTPProxy); err != nil || u.Scheme == "" || u.Host == "" {

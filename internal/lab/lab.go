@@ -30,8 +30,9 @@ const (
 
 // Options is what one invocation gets from its process.
 type Options struct {
-	Dir     string   // working directory ("" = current)
-	Environ []string // process environment
+	Dir     string    // working directory ("" = current)
+	Environ []string  // process environment
+	Stdin   io.Reader // interactive targets only (make ssh); nil: none
 	Stdout  io.Writer
 	Stderr  io.Writer
 	// CloudsFile overrides the clouds.yaml search (tests); "" = standard lookup.
@@ -41,7 +42,7 @@ type Options struct {
 // OptionsFromProcess reads the options of the running process.
 func OptionsFromProcess() Options {
 	dir, _ := os.Getwd()
-	return Options{Dir: dir, Environ: os.Environ(), Stdout: os.Stdout, Stderr: os.Stderr}
+	return Options{Dir: dir, Environ: os.Environ(), Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
 }
 
 // Run is one invocation: validated settings, logger, secrets, cloud.

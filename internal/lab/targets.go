@@ -26,7 +26,24 @@ func Targets() map[string]Target {
 		}
 		m[name] = t
 	}
+	// With mgmt_mode remote these act on the remote management node
+	// (remote.go); with mgmt_mode local they stay what they are above.
+	for name, rt := range remoteTargets {
+		if pending[name] {
+			rt = Mutating(name, false, rt)
+		}
+		m[name] = ByMgmtMode(m[name], rt)
+	}
+	m["mgmt:ssh"] = MgmtSSH
 	return m
+}
+
+// remoteTargets are the bodies of the targets for mgmt_mode remote.
+var remoteTargets = map[string]Target{
+	"mgmt:create":        RemoteCreate,
+	"mgmt:delete":        RemoteClean,
+	"clean:all":          RemoteClean,
+	"cluster:kubeconfig": RemoteKubeconfig,
 }
 
 // pending are the targets whose work has not landed: each fails loudly

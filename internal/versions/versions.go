@@ -23,6 +23,7 @@ type Pinned struct {
 	Addons       Addons         `yaml:"addons"`
 	Sonobuoy     Sonobuoy       `yaml:"sonobuoy"`
 	KindNode     KindNode       `yaml:"kindNode"`
+	Remote       Remote         `yaml:"remote"`
 	ImageCatalog []CatalogImage `yaml:"imageCatalog"`
 }
 
@@ -71,6 +72,17 @@ type KindNode struct {
 // Image is the name of the locally built node image.
 func (k KindNode) Image() string { return "kindest/node:" + k.Tag }
 
+// Remote pins what the remote management node (mgmt_mode remote) needs:
+// OpenTofu and the OpenStack provider, built from their Go modules when no
+// binary or registry is at hand, and the Go toolchain the node builds
+// capilab with.
+type Remote struct {
+	OpenTofu          string            `yaml:"opentofu"`
+	OpenStackProvider string            `yaml:"openstackProvider"`
+	NodeGo            string            `yaml:"nodeGo"`
+	NodeGoSHA256      map[string]string `yaml:"nodeGoSHA256"` // by GOARCH
+}
+
 // CatalogImage is one CAPI node image of the catalog.
 type CatalogImage struct {
 	Kubernetes  string `yaml:"kubernetes"`
@@ -101,17 +113,27 @@ func Parse(data []byte) (*Pinned, error) {
 func (p *Pinned) validate() error {
 	var errs []error
 	for name, v := range map[string]string{
-		"management.kubernetes": p.Management.Kubernetes,
-		"management.clusterAPI": p.Management.ClusterAPI,
-		"management.capo":       p.Management.CAPO,
-		"kindNode.kubernetes":   p.KindNode.Kubernetes,
-		"kindNode.etcd":         p.KindNode.Etcd,
-		"kindNode.coredns":      p.KindNode.CoreDNS,
-		"kindNode.containerd":   p.KindNode.Containerd,
-		"sonobuoy.version":      p.Sonobuoy.Version,
+		"management.kubernetes":    p.Management.Kubernetes,
+		"management.clusterAPI":    p.Management.ClusterAPI,
+		"management.capo":          p.Management.CAPO,
+		"kindNode.kubernetes":      p.KindNode.Kubernetes,
+		"kindNode.etcd":            p.KindNode.Etcd,
+		"kindNode.coredns":         p.KindNode.CoreDNS,
+		"kindNode.containerd":      p.KindNode.Containerd,
+		"sonobuoy.version":         p.Sonobuoy.Version,
+		"remote.opentofu":          p.Remote.OpenTofu,
+		"remote.openstackProvider": p.Remote.OpenStackProvider,
 	} {
 		if !semver.IsValid(v) {
 			errs = append(errs, fmt.Errorf("%s: %q is not a version like v1.2.3", name, v))
+		}
+	}
+	if !strings.HasPrefix(p.Remote.NodeGo, "go") || !semver.IsValid("v"+strings.TrimPrefix(p.Remote.NodeGo, "go")) {
+		errs = append(errs, fmt.Errorf("remote.nodeGo: %q is not a Go release like go1.2.3", p.Remote.NodeGo))
+	}
+	for _, arch := range []string{"amd64", "arm64"} {
+		if sum := p.Remote.NodeGoSHA256[arch]; len(sum) != 64 || strings.Trim(sum, "0123456789abcdef") != "" {
+			errs = append(errs, fmt.Errorf("remote.nodeGoSHA256.%s: %q is not a sha256 (64 lower-case hex digits)", arch, sum))
 		}
 	}
 	for i, img := range p.ImageCatalog {
