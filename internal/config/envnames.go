@@ -14,7 +14,7 @@ var ReplacedEnv = map[string]string{
 
 // processEnv are variables besides the knobs that a capilab run reads: the
 // settings file, the standard OpenStack client variables, the kubeconfig.
-var processEnv = map[string]bool{SettingsFileEnv: true, "KUBECONFIG": true, "CAPILAB_KIND_CACHE": true}
+var processEnv = map[string]bool{SettingsFileEnv: true, "KUBECONFIG": true, "CAPILAB_KIND_CACHE": true, "CAPILAB_TOOL_CACHE": true}
 
 // EnvName says whether name is a variable capilab reads (a setting's
 // environment name, OS_*, LAB_CONFIG, …). For an unknown name it returns a
