@@ -19,3 +19,6 @@ func (Mgmt) Delete(ctx context.Context) error { return run(ctx, "mgmt:delete") }
 
 // SSH opens a shell on the remote management node (MGMT_MODE=remote).
 func (Mgmt) SSH(ctx context.Context) error { return run(ctx, "mgmt:ssh") }
+
+// Status shows the management cluster's providers, their versions, controller health and the source used.
+func (Mgmt) Status(ctx context.Context) error { return run(ctx, "mgmt:status") }

@@ -36,6 +36,7 @@ type Settings struct {
 	KindNodeImage      string   `key:"kind_node_image" group:"lab" doc:"kind node image for the management cluster (empty: the pinned upstream image)"`
 	MgmtMode           string   `key:"mgmt_mode" group:"lab" doc:"where the management cluster runs: local (kind on this machine) or remote (kind on a VM in the cloud, built with OpenTofu/Terraform from terraform/)"`
 	Tofu               string   `key:"tofu" group:"lab" doc:"OpenTofu or Terraform binary for mgmt_mode remote (empty: tofu or terraform from PATH, else OpenTofu built from its Go module)"`
+	ProviderSource     string   `key:"provider_source" group:"lab" doc:"Cluster API providers: upstream (released components and images), local (built from their Go modules, no registry) or auto (upstream when registry.k8s.io resolves)"`
 	StateDir           string   `key:"state_dir" group:"lab" doc:"local state: credentials (0600), kubeconfigs, per-cluster records"`
 	ArtifactsDir       string   `key:"artifacts_dir" group:"lab" doc:"reports and JSON records of every long target, for CI"`
 
@@ -78,18 +79,20 @@ type Settings struct {
 	DeployHarbor       string `key:"deploy_harbor" group:"addons" doc:"Harbor registry (not supported by capilab yet: must stay false)"`
 
 	// --- run: what one invocation acts on ---
-	Cluster       string        `key:"cluster" env:"CLUSTER,TESTCLUSTER" group:"run" doc:"workload cluster the cluster, check and appcred targets act on (SCS: testcluster_name)"`
-	Clusters      []string      `key:"clusters" group:"run" doc:"fullclean/leakcheck: only these clusters (empty: every cluster of the lab and the lab itself)"`
-	DryRun        bool          `key:"dry_run" group:"run" doc:"destructive targets print and record their plan and change nothing"`
-	OlderThan     time.Duration `key:"older_than" group:"run" doc:"fullclean: only resources created longer ago than this (e.g. 24h; 0: any age)"`
-	Sonomode      string        `key:"sonomode" group:"run" doc:"make check: quick, certified-conformance, storage or csi"`
-	Parallelism   int           `key:"parallelism" group:"run" doc:"concurrent cloud operations (cleanup worker pool)"`
-	ImageTimeout  time.Duration `key:"image_timeout" group:"run" doc:"bound on waiting for a node image to become active"`
-	AppcredScope  string        `key:"appcred_scope" group:"run" doc:"appcred targets act on: cluster (create: the lab's and CLUSTER's credential; delete: CLUSTER's) or lab (the lab's only)"`
-	DeleteTimeout time.Duration `key:"delete_timeout" group:"run" doc:"bound on waiting for one asynchronous deletion (load balancer, volume, server)"`
-	RemoteTimeout time.Duration `key:"remote_timeout" group:"run" doc:"mgmt_mode remote: bound on waiting for the management node (its bootstrap and make create after apply, make clean on it)"`
-	LogFormat     string        `key:"log_format" group:"run" doc:"text or json"`
-	LogLevel      string        `key:"log_level" group:"run" doc:"debug, info, warn or error"`
+	Cluster           string        `key:"cluster" env:"CLUSTER,TESTCLUSTER" group:"run" doc:"workload cluster the cluster, check and appcred targets act on (SCS: testcluster_name)"`
+	Clusters          []string      `key:"clusters" group:"run" doc:"fullclean/leakcheck: only these clusters (empty: every cluster of the lab and the lab itself)"`
+	DryRun            bool          `key:"dry_run" group:"run" doc:"destructive targets print and record their plan and change nothing"`
+	OlderThan         time.Duration `key:"older_than" group:"run" doc:"fullclean: only resources created longer ago than this (e.g. 24h; 0: any age)"`
+	Sonomode          string        `key:"sonomode" group:"run" doc:"make check: quick, certified-conformance, storage or csi"`
+	Parallelism       int           `key:"parallelism" group:"run" doc:"concurrent cloud operations (cleanup worker pool)"`
+	ImageTimeout      time.Duration `key:"image_timeout" group:"run" doc:"bound on waiting for a node image to become active"`
+	AppcredScope      string        `key:"appcred_scope" group:"run" doc:"appcred targets act on: cluster (create: the lab's and CLUSTER's credential; delete: CLUSTER's) or lab (the lab's only)"`
+	DeleteTimeout     time.Duration `key:"delete_timeout" group:"run" doc:"bound on waiting for one asynchronous deletion (load balancer, volume, server)"`
+	RemoteTimeout     time.Duration `key:"remote_timeout" group:"run" doc:"mgmt_mode remote: bound on waiting for the management node (its bootstrap and make create after apply, make clean on it)"`
+	LogFormat         string        `key:"log_format" group:"run" doc:"text or json"`
+	LogLevel          string        `key:"log_level" group:"run" doc:"debug, info, warn or error"`
+	WaitControllers   time.Duration `key:"wait_controllers" group:"run" doc:"bound on waiting for the management cluster's controllers to become Available"`
+	WaitDeleteCluster time.Duration `key:"wait_delete_cluster" group:"run" doc:"bound on waiting for one workload cluster to be deleted through Cluster API"`
 }
 
 // Defaults returns the value of every knob before any source is read. The
@@ -104,6 +107,7 @@ func Defaults(kubernetesDefault string) Settings {
 		RestrictMgmtServer: []string{"0.0.0.0/0"},
 		MgmtCIDR:           "10.0.0.0/24",
 		MgmtMode:           "local",
+		ProviderSource:     "auto",
 		StateDir:           "state",
 		ArtifactsDir:       "artifacts",
 
@@ -134,16 +138,18 @@ func Defaults(kubernetesDefault string) Settings {
 		DeployCinderCSI:    "true",
 		DeployHarbor:       "false",
 
-		Cluster:       "testcluster",
-		Clusters:      []string{},
-		Sonomode:      "quick",
-		Parallelism:   8,
-		ImageTimeout:  30 * time.Minute,
-		AppcredScope:  "cluster",
-		DeleteTimeout: 10 * time.Minute,
-		RemoteTimeout: 60 * time.Minute,
-		LogFormat:     "text",
-		LogLevel:      "info",
+		Cluster:           "testcluster",
+		Clusters:          []string{},
+		Sonomode:          "quick",
+		Parallelism:       8,
+		ImageTimeout:      30 * time.Minute,
+		AppcredScope:      "cluster",
+		DeleteTimeout:     10 * time.Minute,
+		RemoteTimeout:     60 * time.Minute,
+		LogFormat:         "text",
+		LogLevel:          "info",
+		WaitControllers:   10 * time.Minute,
+		WaitDeleteCluster: 20 * time.Minute,
 	}
 }
 

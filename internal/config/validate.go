@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"golang.org/x/mod/semver"
 )
@@ -181,8 +182,10 @@ func (l *Loaded) validate() Problems {
 	if s.ImageTimeout <= 0 {
 		add("image_timeout", "must be longer than 0")
 	}
-	if s.DeleteTimeout <= 0 {
-		add("delete_timeout", "must be longer than 0")
+	for key, d := range map[string]time.Duration{"delete_timeout": s.DeleteTimeout, "wait_controllers": s.WaitControllers, "wait_delete_cluster": s.WaitDeleteCluster} {
+		if d <= 0 {
+			add(key, "must be longer than 0")
+		}
 	}
 	if s.RemoteTimeout <= 0 {
 		add("remote_timeout", "must be longer than 0")
@@ -231,6 +234,7 @@ func (l *Loaded) validate() Problems {
 		}
 	}
 	oneOf("cni", s.CNI, "cilium", "calico")
+	oneOf("provider_source", s.ProviderSource, "auto", "upstream", "local")
 	oneOf("use_ovn_lb_provider", s.UseOVNLBProvider, "false", "auto", "true")
 	oneOf("sonomode", s.Sonomode, "quick", "certified-conformance", "storage", "csi")
 	oneOf("log_format", s.LogFormat, "text", "json")

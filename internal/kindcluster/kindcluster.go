@@ -213,6 +213,16 @@ func (m *Manager) Delete(ctx context.Context, name, kubeconfig string) error {
 	return nil
 }
 
+// Kubeconfig returns the cluster's kubeconfig (server address as seen from
+// this host).
+func (m *Manager) Kubeconfig(name string) (string, error) {
+	cfg, err := m.provider.KubeConfig(name, false)
+	if err != nil {
+		return "", fmt.Errorf("kubeconfig of kind cluster %q: %w", name, err)
+	}
+	return cfg, nil
+}
+
 // List returns the names of the existing kind clusters.
 func (m *Manager) List() ([]string, error) {
 	names, err := m.provider.List()

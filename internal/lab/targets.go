@@ -8,16 +8,21 @@ package lab
 // ExitBusy, doing nothing), and it either honours dry_run or refuses it.
 func Targets() map[string]Target {
 	m := map[string]Target{
-		"config:show":    ConfigShow,
-		"config:check":   ConfigCheck,
-		"kind:image":     KindImage,
-		"kind:nodeimage": KindNodeImage,
-		"clean:full":     Mutating("clean:full", true, CleanFull),
-		"clean:check":    CleanCheck,
-		"image:register": Mutating("image:register", false, ImageRegister),
-		"appcred:create": Mutating("appcred:create", false, AppcredCreate),
-		"appcred:delete": Mutating("appcred:delete", true, AppcredDelete),
-		"appcred:list":   AppcredList,
+		"config:show":        ConfigShow,
+		"config:check":       ConfigCheck,
+		"kind:image":         KindImage,
+		"kind:nodeimage":     KindNodeImage,
+		"clean:full":         Mutating("clean:full", true, CleanFull),
+		"clean:check":        CleanCheck,
+		"image:register":     Mutating("image:register", false, ImageRegister),
+		"appcred:create":     Mutating("appcred:create", false, AppcredCreate),
+		"appcred:delete":     Mutating("appcred:delete", true, AppcredDelete),
+		"appcred:list":       AppcredList,
+		"mgmt:create":        Mutating("mgmt:create", false, MgmtCreate),
+		"mgmt:delete":        Mutating("mgmt:delete", true, MgmtDelete),
+		"mgmt:status":        MgmtStatus,
+		"clean:all":          Mutating("clean:all", true, CleanAll),
+		"cluster:kubeconfig": GetKubeconfig,
 	}
 	for name, mutating := range pending {
 		t := NotImplemented(name)
@@ -52,17 +57,13 @@ var remoteTargets = map[string]Target{
 // takes its lock and refuses dry_run). Implementing one means moving it
 // into Targets above.
 var pending = map[string]bool{
-	"mgmt:create":        true,
-	"mgmt:delete":        true,
-	"cluster:create":     true,
-	"cluster:delete":     true,
-	"cluster:kubeconfig": false,
-	"check:run":          false,
-	"check:quick":        false,
-	"check:conformance":  false,
-	"check:storage":      false,
-	"check:csi":          false,
-	"clean:all":          true,
+	"cluster:create":    true,
+	"cluster:delete":    true,
+	"check:run":         false,
+	"check:quick":       false,
+	"check:conformance": false,
+	"check:storage":     false,
+	"check:csi":         false,
 }
 
 // Pending lists the targets whose work has not landed yet.

@@ -37,7 +37,7 @@
 // (plus a minimal base: CA certificates, passwd/group with the nonroot
 // user 65532, /tmp) into `docker import`, or, when the image starts FROM a
 // base image, a build context into `docker build`. The reference is the
-// upstream name (registry.k8s.io/cluster-api/cluster-api-controller:v1.14.2),
+// upstream name (registry.k8s.io/cluster-api/cluster-api-controller:<version>),
 // so manifests work unchanged and a registry mirror can serve it under
 // that name; the cache-key label marks every image capilab built.
 package modbuild

@@ -97,7 +97,7 @@ type Synthetic struct {
 	Require []string
 	// KubernetesStaging, when set to a k8s.io/kubernetes version, replaces
 	// every staging module k8s.io/kubernetes' go.mod points at
-	// ./staging/src/… with its published version (v1.37.2 → v0.37.2).
+	// ./staging/src/… with its published version (v1.M.P → v0.M.P).
 	KubernetesStaging string
 }
 

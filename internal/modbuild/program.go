@@ -37,7 +37,7 @@ type Program struct {
 	// Synthetic generates a module that requires other modules and builds
 	// Package from one of them.
 	Synthetic *Synthetic
-	// LDFlags are added to "-s -w" (e.g. "-X k8s.io/component-base/version.gitVersion=v1.37.2").
+	// LDFlags are added to "-s -w" (e.g. "-X k8s.io/component-base/version.gitVersion=<version>").
 	LDFlags []string
 	// Tags are build tags.
 	Tags []string
@@ -210,6 +210,12 @@ func (b *Builder) prepare(ctx context.Context, p Program, key string) (dir, pkg 
 		}
 	}
 	return dir, p.Package, nil
+}
+
+// ModuleDir downloads module@version into the module cache (if needed) and
+// returns its read-only directory.
+func (b *Builder) ModuleDir(ctx context.Context, module, version string) (string, error) {
+	return b.download(ctx, module, version)
 }
 
 // download fetches module@version into the module cache and returns its directory.

@@ -33,6 +33,7 @@ type Management struct {
 	KindNodeImage string `yaml:"kindNodeImage"`
 	ClusterAPI    string `yaml:"clusterAPI"`
 	CAPO          string `yaml:"capo"`
+	ORC           string `yaml:"orc"`
 }
 
 // Workload pins defaults of workload clusters.
