@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/capilab/capilab/internal/cleanup"
@@ -57,10 +58,11 @@ func (r *Run) cleanup(ctx context.Context) (*cloud.Cloud, cleanup.Backend, clean
 	if s.Namespace != "" {
 		ns[s.Cluster] = s.Namespace
 	}
+	managed := r.managementClusters(ctx, ns)
 	return c, backend, cleanup.Options{
 		Prefix:  s.Prefix,
 		Filter:  cleanup.Filter{Clusters: s.Clusters, OlderThan: s.OlderThan, Now: time.Now()},
-		Sources: cleanup.ClusterSources{Recorded: recorded, Namespaces: ns},
+		Sources: cleanup.ClusterSources{Recorded: recorded, Management: managed, Namespaces: ns},
 		DryRun:  s.DryRun,
 		Exec:    cleanup.ExecOptions{Parallelism: s.Parallelism, DeleteTimeout: s.DeleteTimeout},
 		Log:     r.Log,
@@ -150,4 +152,33 @@ func CleanCheck(ctx context.Context, r *Run) error {
 		return err
 	}
 	return &ExitError{Code: ExitLeaks, Err: fmt.Errorf("leakcheck: %d owned resource(s) of lab %s exist on cloud %s (listed above)", len(rep.Remaining), opts.Prefix, c.Name)}
+}
+
+// managementClusters are the clusters the lab's management cluster has
+// Cluster objects for (one source of proof that a cluster is the lab's),
+// with their namespaces added to ns. No management cluster, or one that
+// does not answer, proves nothing: fewer clusters are the lab's, never more.
+func (r *Run) managementClusters(ctx context.Context, ns map[string]string) []string {
+	m, err := r.MgmtManager(ctx, false)
+	if err != nil {
+		r.Log.Warn("management cluster not consulted", "error", err)
+		return nil
+	}
+	if rec, err := m.ReadRecord(); err != nil || rec == nil {
+		return nil
+	}
+	names, err := m.WorkloadClusters(ctx)
+	if err != nil {
+		r.Log.Warn("the management cluster does not answer: its Cluster objects prove nothing this run", "cluster", m.Name, "error", err)
+		return nil
+	}
+	var out []string
+	for _, n := range names {
+		namespace, name, _ := strings.Cut(n, "/")
+		out = append(out, name)
+		if namespace != name {
+			ns[name] = namespace
+		}
+	}
+	return out
 }

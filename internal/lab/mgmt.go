@@ -73,11 +73,9 @@ func (r *Run) MgmtManager(ctx context.Context, withCloud bool) (*mgmt.Manager, e
 	if err != nil {
 		return nil, &ExitError{Code: ExitBadInput, Err: err}
 	}
-	source, why := r.ProviderSource(ctx)
 	m := &mgmt.Manager{
 		Name:      r.MgmtName(),
 		State:     r.State(),
-		Source:    source,
 		Providers: pinned,
 		Repo:      providers.Repository{Dir: filepath.Join(r.CacheDir(), "clusterctl-repository")},
 		Builder:   r.Builder(),
@@ -86,10 +84,6 @@ func (r *Run) MgmtManager(ctx context.Context, withCloud bool) (*mgmt.Manager, e
 		Artifacts: r.Path(s.ArtifactsDir),
 	}
 	m.Host = &mgmt.KindHost{Name: m.Name, Kind: kindcluster.New(r.Log), Log: r.Log, WaitForReady: 5 * time.Minute}
-	r.Log.Debug("provider source", "source", source, "why", why)
-	if source == providers.Local {
-		m.Issuer = localIssuer()
-	}
 	if withCloud {
 		if m.Cloud, err = r.labCloudSecret(ctx); err != nil {
 			return nil, err
@@ -182,6 +176,12 @@ func MgmtCreate(ctx context.Context, r *Run) error {
 		return err
 	}
 	m.Host.(*mgmt.KindHost).Image = img
+	var why string
+	m.Source, why = r.ProviderSource(ctx)
+	r.Log.Info("provider source", "source", m.Source, "why", why)
+	if m.Source == providers.Local {
+		m.Issuer = localIssuer()
+	}
 	res, err := m.Create(ctx)
 	if err != nil {
 		return badEnvironment(err)
