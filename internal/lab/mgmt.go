@@ -2,6 +2,8 @@ package lab
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -13,8 +15,11 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/capilab/capilab/internal/appcred"
+	"github.com/capilab/capilab/internal/certissuer"
 	"github.com/capilab/capilab/internal/kindcluster"
 	"github.com/capilab/capilab/internal/kindimage"
 	"github.com/capilab/capilab/internal/mgmt"
@@ -95,7 +100,29 @@ func (r *Run) MgmtManager(ctx context.Context, withCloud bool) (*mgmt.Manager, e
 // localIssuer is the certificate issuer the local source installs instead
 // of cert-manager.
 func localIssuer() *mgmt.Issuer {
-	return nil
+	return &mgmt.Issuer{
+		Program:   modbuild.Program{Name: "certissuer", Package: "./images/certissuer"},
+		Namespace: certissuer.Namespace,
+		Ref: func(binary string) (string, error) {
+			data, err := os.ReadFile(binary)
+			if err != nil {
+				return "", err
+			}
+			sum := sha256.Sum256(data)
+			return certissuer.ImageName(hex.EncodeToString(sum[:])), nil
+		},
+		Manifests: func(image string) ([]*unstructured.Unstructured, error) {
+			var out []*unstructured.Unstructured
+			for _, o := range certissuer.Manifests(image) {
+				u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(o)
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, &unstructured.Unstructured{Object: u})
+			}
+			return out, nil
+		},
+	}
 }
 
 // nodeImage chooses the kind node image (the KIND_NODE_IMAGE rule) and

@@ -38,8 +38,8 @@ type Waits struct {
 // cert-manager.
 type Issuer struct {
 	Program modbuild.Program
-	// Ref is the image reference the manifests run.
-	Ref string
+	// Ref names the image of a built binary.
+	Ref func(binary string) (string, error)
 	// Manifests renders the issuer's objects for an image.
 	Manifests func(image string) ([]*unstructured.Unstructured, error)
 	// Namespace is where its Deployment runs.
@@ -75,6 +75,8 @@ type Manager struct {
 	Waits     Waits
 	Log       *slog.Logger
 	Artifacts string
+
+	issuerRef string // the issuer image built this run
 }
 
 // Record is the state's record of a management cluster capilab made.
@@ -309,10 +311,13 @@ func (m *Manager) buildImages(ctx context.Context) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		if _, err := m.Builder.EnsureImage(ctx, providers.ControllerImage(m.Issuer.Ref, bin)); err != nil {
+		if m.issuerRef, err = m.Issuer.Ref(bin); err != nil {
 			return nil, err
 		}
-		refs = append(refs, m.Issuer.Ref)
+		if _, err := m.Builder.EnsureImage(ctx, providers.ControllerImage(m.issuerRef, bin)); err != nil {
+			return nil, err
+		}
+		refs = append(refs, m.issuerRef)
 	}
 	m.Log.Info("controller images are current", "images", len(refs), "elapsed", time.Since(start).Round(100*time.Millisecond))
 	return refs, nil
@@ -322,7 +327,7 @@ func (m *Manager) buildImages(ctx context.Context) ([]string, error) {
 // is missing, upgrade of what differs, the cloud secret.
 func (m *Manager) install(ctx context.Context, c *kube.Cluster, res *Result) error {
 	if m.Issuer != nil {
-		objs, err := m.Issuer.Manifests(m.Issuer.Ref)
+		objs, err := m.Issuer.Manifests(m.issuerRef)
 		if err != nil {
 			return err
 		}
