@@ -93,6 +93,10 @@ type Settings struct {
 	LogLevel          string        `key:"log_level" group:"run" doc:"debug, info, warn or error"`
 	WaitControllers   time.Duration `key:"wait_controllers" group:"run" doc:"bound on waiting for the management cluster's controllers to become Available"`
 	WaitDeleteCluster time.Duration `key:"wait_delete_cluster" group:"run" doc:"bound on waiting for one workload cluster to be deleted through Cluster API"`
+	WaitCluster       time.Duration `key:"wait_cluster" group:"run" doc:"bound on waiting for a workload cluster's infrastructure (network, router, security groups, API load balancer)"`
+	WaitControlPlane  time.Duration `key:"wait_control_plane" group:"run" doc:"bound on waiting for a workload cluster's control plane to initialize, and again to become available"`
+	WaitWorkers       time.Duration `key:"wait_workers" group:"run" doc:"bound on waiting for a workload cluster's workers to become available"`
+	WaitAddons        time.Duration `key:"wait_addons" group:"run" doc:"bound on waiting for a workload cluster's addons to become Ready"`
 }
 
 // Defaults returns the value of every knob before any source is read. The
@@ -150,6 +154,10 @@ func Defaults(kubernetesDefault string) Settings {
 		LogLevel:          "info",
 		WaitControllers:   10 * time.Minute,
 		WaitDeleteCluster: 20 * time.Minute,
+		WaitCluster:       20 * time.Minute,
+		WaitControlPlane:  30 * time.Minute,
+		WaitWorkers:       30 * time.Minute,
+		WaitAddons:        15 * time.Minute,
 	}
 }
 

@@ -182,7 +182,8 @@ func (l *Loaded) validate() Problems {
 	if s.ImageTimeout <= 0 {
 		add("image_timeout", "must be longer than 0")
 	}
-	for key, d := range map[string]time.Duration{"delete_timeout": s.DeleteTimeout, "wait_controllers": s.WaitControllers, "wait_delete_cluster": s.WaitDeleteCluster} {
+	for key, d := range map[string]time.Duration{"delete_timeout": s.DeleteTimeout, "wait_controllers": s.WaitControllers, "wait_delete_cluster": s.WaitDeleteCluster,
+		"wait_cluster": s.WaitCluster, "wait_control_plane": s.WaitControlPlane, "wait_workers": s.WaitWorkers, "wait_addons": s.WaitAddons} {
 		if d <= 0 {
 			add(key, "must be longer than 0")
 		}
