@@ -113,6 +113,7 @@ type Proxy struct {
 	ln        net.Listener
 	base      string // http://127.0.0.1:port
 	authPath  string // path of the Keystone URL below the identity prefix, e.g. /v3
+	upHost    string // host name of the upstream Keystone
 	done      chan struct{}
 
 	mu       sync.Mutex
@@ -148,6 +149,7 @@ func Start(ctx context.Context, cfg Config) (*Proxy, error) {
 		log:       cfg.Logger,
 		transport: cfg.Transport,
 		authPath:  strings.TrimSuffix(up.EscapedPath(), "/"),
+		upHost:    up.Hostname(),
 		done:      make(chan struct{}),
 		routes:    map[string]*url.URL{},
 		byOrigin:  map[string]string{},
@@ -307,13 +309,18 @@ func (p *Proxy) learnCatalog(body []byte) {
 	entries := append(doc.Token.Catalog, doc.Catalog...)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, e := range entries {
-		for _, ep := range e.Endpoints {
-			u, err := url.Parse(ep.URL)
-			if err != nil || u.Host == "" {
-				continue
+	// A catalog may list a service at several origins (regions). The origin on
+	// the upstream's host learns first, so it gets the plain service key that
+	// Rules name, whatever order the catalog comes in.
+	for _, sameHost := range []bool{true, false} {
+		for _, e := range entries {
+			for _, ep := range e.Endpoints {
+				u, err := url.Parse(ep.URL)
+				if err != nil || u.Host == "" || (u.Hostname() == p.upHost) != sameHost {
+					continue
+				}
+				p.addOriginLocked(e.Type, u)
 			}
-			p.addOriginLocked(e.Type, u)
 		}
 	}
 }

@@ -395,3 +395,36 @@ func TestWriteCloudsYAML(t *testing.T) {
 		t.Error("WriteCloudsYAML modified its base argument")
 	}
 }
+
+// A service listed at several origins (a second region on another address)
+// keeps its plain key, which Rules name, on the upstream's host.
+func TestCatalogWithTwoRegionsKeysTheUpstreamHost(t *testing.T) {
+	fc := newFakeCloud(t)
+	keystone := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Subject-Token", "tok")
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		fmt.Fprintf(w, `{"token": {"catalog": [
+			{"type": "compute", "endpoints": [
+				{"interface": "public", "region_id": "Other", "url": "http://198.51.100.7:8774/v2.1"},
+				{"interface": "public", "region_id": "RegionOne", "url": "%s/v2.1"}]}]}}`, fc.compute.URL)
+	}))
+	t.Cleanup(keystone.Close)
+	p, err := faultproxy.Start(t.Context(), faultproxy.Config{Upstream: keystone.URL + "/v3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	resp, err := http.Post(p.AuthURL()+"/auth/tokens", "application/json", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	got := p.Services()
+	if got["compute"] != fc.compute.URL {
+		t.Errorf("key compute routes to %q, want the upstream host's origin %q (all: %v)", got["compute"], fc.compute.URL, got)
+	}
+	if got["compute-2"] != "http://198.51.100.7:8774" {
+		t.Errorf("key compute-2 routes to %q, want the other region's origin (all: %v)", got["compute-2"], got)
+	}
+}
