@@ -4,6 +4,7 @@
     bootstrap.py identity     service project/users, roles, catalog, the member user
     bootstrap.py wait         wait for nova-compute (mapped to cell1) and cinder-volume
     bootstrap.py resources    flavors, image, external network, quotas
+    bootstrap.py lab-region   the catalog's second region, reachable from containers
     bootstrap.py clouds-yaml  merge the devcloud entries into clouds.yaml
 
 Everything is get-or-create, so re-running is safe. Credentials come from the
@@ -22,6 +23,14 @@ import yaml
 REGION = "RegionOne"
 KEYSTONE = "http://127.0.0.1:5000/v3"
 MEMBER = "devcloud-member"  # project and user name
+# The second region: the same services, at the gateway address of the external
+# network `public` (the host's side of its Docker mirror), where the data-plane
+# agent forwards every API port to 127.0.0.1. Reachable from the host, from kind
+# pods and from node containers alike. Only `public` endpoints: services that look
+# up each other without a region prefer `internal` ones, so they stay on RegionOne.
+LAB_REGION = "RegionOne-docker"
+LAB_CLOUD = "devcloud-lab"  # clouds.yaml entry: the member user through LAB_REGION
+EXTERNAL_NETWORK = "public"
 SERVICE_USERS = ["glance", "placement", "neutron", "nova", "octavia", "cinder"]
 LB_ROLES = ["load-balancer_member", "load-balancer_observer",
             "load-balancer_global_observer", "load-balancer_quota_admin",
@@ -215,6 +224,53 @@ def resources():
         "for projects admin and %s" % MEMBER)
 
 
+def lab_gateway(conn):
+    """The gateway address of the external network's IPv4 subnet, from Neutron."""
+    net = conn.network.find_network(EXTERNAL_NETWORK)
+    if net is None:
+        raise SystemExit("lab-region: no network %r (run the resources step first)" % EXTERNAL_NETWORK)
+    for sid in net.subnet_ids:
+        sub = conn.network.get_subnet(sid)
+        if sub.ip_version == 4 and sub.gateway_ip:
+            return sub.gateway_ip
+    raise SystemExit("lab-region: network %r has no IPv4 subnet with a gateway" % EXTERNAL_NETWORK)
+
+
+def lab_url(url, gateway):
+    return url.replace("127.0.0.1", gateway, 1)
+
+
+def lab_region():
+    """Region LAB_REGION: public endpoints of every service at the gateway of
+    `public`. RegionOne stays exactly as it is."""
+    conn = admin()
+    idn = conn.identity
+    gw = lab_gateway(conn)
+    if LAB_REGION not in {r.id for r in idn.regions()}:
+        idn.create_region(id=LAB_REGION, description=(
+            "devcloud: the same services at %s, reachable from Docker containers "
+            "through the data-plane agent" % gw))
+        log("created region " + LAB_REGION)
+    services = {s.type: s for s in idn.services()}
+    endpoints = {(e.service_id, e.interface, e.region_id): e for e in idn.endpoints()}
+    want = [(services["identity"], lab_url(KEYSTONE, gw))]
+    for _, stype, url in CATALOG:
+        want.append((services[stype], lab_url(url, gw)))
+    for svc, url in want:
+        e = endpoints.get((svc.id, "public", LAB_REGION))
+        if e is None:
+            idn.create_endpoint(service_id=svc.id, interface="public", url=url,
+                                region_id=LAB_REGION, enabled=True)
+            log("created %s endpoint of %s: %s" % (LAB_REGION, svc.type, url))
+        elif e.url != url:
+            idn.update_endpoint(e, url=url)
+            log("updated %s endpoint of %s: %s" % (LAB_REGION, svc.type, url))
+    log("lab-region: region %s has public endpoints of %d services at %s"
+        % (LAB_REGION, len(want), gw))
+    with open(os.environ["DEVCLOUD_LAB_GATEWAY_FILE"], "w") as f:
+        f.write(gw + "\n")  # devcloud.sh passes it on to clouds-yaml and the agent
+
+
 def clouds_yaml():
     path = os.environ["CLOUDS_YAML"]
     common = dict(region_name=REGION, interface="public", identity_api_version=3)
@@ -228,6 +284,13 @@ def clouds_yaml():
             password=os.environ["DEVCLOUD_MEMBER_PASS"], project_name=MEMBER,
             user_domain_name="Default", project_domain_name="Default"), **common),
     }
+    gw = os.environ.get("DEVCLOUD_LAB_GATEWAY")
+    if gw:
+        entries[LAB_CLOUD] = dict(
+            auth=dict(auth_url=lab_url(KEYSTONE, gw), username=MEMBER,
+                      password=os.environ["DEVCLOUD_MEMBER_PASS"], project_name=MEMBER,
+                      user_domain_name="Default", project_domain_name="Default"),
+            region_name=LAB_REGION, interface="public", identity_api_version=3)
     doc = {}
     if os.path.exists(path):
         with open(path) as f:
@@ -236,7 +299,7 @@ def clouds_yaml():
     doc["clouds"] = clouds
     if all(clouds.get(k) == v for k, v in entries.items()):
         os.chmod(path, 0o600)
-        log("clouds.yaml: entries devcloud, %s up to date in %s" % (MEMBER, path))
+        log("clouds.yaml: entries %s up to date in %s" % (", ".join(sorted(entries)), path))
         return
     clouds.update(entries)
     os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
@@ -245,12 +308,12 @@ def clouds_yaml():
     with os.fdopen(fd, "w") as f:
         yaml.safe_dump(doc, f, default_flow_style=False, sort_keys=True)
     os.replace(tmp, path)
-    log("clouds.yaml: wrote entries devcloud, %s into %s (other entries kept)" % (MEMBER, path))
+    log("clouds.yaml: wrote entries %s into %s (other entries kept)" % (", ".join(sorted(entries)), path))
 
 
 if __name__ == "__main__":
     cmds = {"identity": identity, "wait": wait, "resources": resources,
-            "clouds-yaml": clouds_yaml}
+            "lab-region": lab_region, "clouds-yaml": clouds_yaml}
     if len(sys.argv) != 2 or sys.argv[1] not in cmds:
         raise SystemExit("usage: bootstrap.py " + "|".join(cmds))
     cmds[sys.argv[1]]()

@@ -15,12 +15,24 @@
 # (= its session id) is written to $DEVCLOUD_STATE/run/<name>.pid, and stop signals exactly those
 # sessions. Facts, timings and workarounds: docs/devcloud.md.
 #
+# The data plane (internal/dataplane): when a Docker engine answers, start builds the agent (Go)
+# and runs it like every other daemon. It mirrors the external network `public` as a Docker
+# network and forwards every API port from its gateway (172.24.4.1) to 127.0.0.1, so the
+# catalog's second region (RegionOne-docker, clouds.yaml entry devcloud-lab) works from kind pods
+# and node containers. Without an engine devcloud runs as before, without a data plane.
+#
 # Environment:
 #   DEVCLOUD_STATE   state directory (default /var/lib/devcloud): run/, log/, secrets.env, markers
 #   DEVCLOUD_WAIT    seconds any single readiness wait may take (default 180)
 #   OS_CLIENT_CONFIG_FILE  clouds.yaml to merge the devcloud entries into
 #                    (default ~/.config/openstack/clouds.yaml)
+#   GO               the go command that builds the data-plane agent (default: go on PATH, else
+#                    /usr/local/go/bin/go)
+#   DOCKER_SOCKET    the Docker engine's socket (default /var/run/docker.sock)
 set -Eeuo pipefail
+
+# Found before PATH is reset below: the Go toolchain for the data-plane agent.
+GO_CMD=${GO:-$(command -v go 2>/dev/null || echo /usr/local/go/bin/go)}
 
 # Debian's python and tools, never a pyenv/venv python that has no OpenStack modules.
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
@@ -38,6 +50,12 @@ HOSTNAME_NOVA=devcloud
 REGION=RegionOne
 KEYSTONE=http://127.0.0.1:5000/v3
 PY=/usr/bin/python3
+REPO=$(cd "$HERE/../.." && pwd)
+DOCKER_SOCKET=${DOCKER_SOCKET:-/var/run/docker.sock}
+DATAPLANE_BIN=$STATE/bin/dataplane
+DATAPLANE_STATE=$STATE/dataplane
+# API ports the agent forwards from the external network's gateway to 127.0.0.1.
+DATAPLANE_PORTS=5000,9292,8774,8778,9696,9876,8776
 
 # Service order matters for start (dependencies first); stop walks it backwards.
 SERVICES=(epmd mariadb rabbitmq keystone glance placement neutron nova-api nova-conductor
@@ -432,6 +450,8 @@ send_service_user_token = true
 service_metadata_proxy = false
 [cinder]
 os_region_name = $REGION
+[glance]
+region_name = $REGION
 [conductor]
 workers = 1
 [scheduler]
@@ -539,6 +559,8 @@ graceful_shutdown_timeout = 5
 enabled_backends = fake
 default_volume_type = __DEFAULT__
 state_path = /var/lib/cinder
+# the image service by address, not by the first catalog entry (there are two regions)
+glance_api_servers = http://127.0.0.1:9292
 [database]
 connection = $(db cinder)
 $(authtoken cinder)
@@ -645,7 +667,9 @@ cmd_start() {
   load_secrets
   RABBIT="rabbit://guest:guest@127.0.0.1:5672/"
   if all_healthy; then
+    lab_region
     write_clouds_yaml
+    dataplane_start
     log "start: devcloud is already running and every API answers; nothing to do"
     return 0
   fi
@@ -729,7 +753,9 @@ cmd_start() {
   # -- cloud content: flavors, image, external network, quotas; compute/volume services up
   DEVCLOUD_WAIT=$WAIT $PY "$HERE/bootstrap.py" wait
   once bootstrap-resources $PY "$HERE/bootstrap.py" resources
+  lab_region
   write_clouds_yaml
+  dataplane_start
   date +%s >"$STATE/started"
   log "start: devcloud is up in $(($(date +%s) - t_all))s; use OS_CLOUD=devcloud-member (or devcloud for admin)"
 }
@@ -766,9 +792,65 @@ export_admin_env() {
 
 write_clouds_yaml() {
   export_admin_env
-  CLOUDS_YAML=$CLOUDS_YAML $PY "$HERE/bootstrap.py" clouds-yaml
+  CLOUDS_YAML=$CLOUDS_YAML DEVCLOUD_LAB_GATEWAY=$(lab_gateway) $PY "$HERE/bootstrap.py" clouds-yaml
   unset OS_PASSWORD DEVCLOUD_MEMBER_PASS DEVCLOUD_SERVICE_PASS
 }
+
+# lab_region: the catalog's second region, RegionOne-docker (get-or-create, a few calls); writes
+# the gateway address of `public` to $STATE/lab-gateway.
+lab_region() {
+  export_admin_env
+  DEVCLOUD_LAB_GATEWAY_FILE=$STATE/lab-gateway $PY "$HERE/bootstrap.py" lab-region >>"$LOGDIR/lab-region.log" 2>&1 ||
+    { tail -n 20 "$LOGDIR/lab-region.log" >&2; die "lab-region failed (log: $LOGDIR/lab-region.log)"; }
+  unset OS_PASSWORD DEVCLOUD_MEMBER_PASS DEVCLOUD_SERVICE_PASS
+  log "catalog: region RegionOne-docker at $(lab_gateway) (clouds.yaml entry devcloud-lab)"
+}
+lab_gateway() { [[ -s $STATE/lab-gateway ]] && cat "$STATE/lab-gateway" || true; }
+
+# ---------------------------------------------------------------------------------------------
+# data plane: the agent runs only when a Docker engine answers
+# ---------------------------------------------------------------------------------------------
+docker_answers() { [[ $(curl -s --max-time 5 --unix-socket "$DOCKER_SOCKET" http://docker/_ping 2>/dev/null) == OK ]]; }
+
+# dataplane_build: (re)build the agent; sets DATAPLANE_CHANGED=1 when the binary is new.
+DATAPLANE_CHANGED=0
+dataplane_build() {
+  [[ -x $GO_CMD ]] || command -v "$GO_CMD" >/dev/null || die "data plane: no Go toolchain ($GO_CMD); set GO"
+  mkdir -p "$(dirname "$DATAPLANE_BIN")"
+  local t; t=$(date +%s)
+  # Static, so helper containers can run the same binary.
+  if ! (cd "$REPO" && CGO_ENABLED=0 "$GO_CMD" build -trimpath -o "$DATAPLANE_BIN.new" ./internal/dataplane/cmd/dataplane) \
+    >"$LOGDIR/dataplane-build.log" 2>&1; then
+    tail -n 20 "$LOGDIR/dataplane-build.log" >&2
+    die "data plane: building the agent failed (log: $LOGDIR/dataplane-build.log)"
+  fi
+  if [[ -x $DATAPLANE_BIN ]] && cmp -s "$DATAPLANE_BIN.new" "$DATAPLANE_BIN"; then
+    rm -f "$DATAPLANE_BIN.new"
+  else
+    mv "$DATAPLANE_BIN.new" "$DATAPLANE_BIN"
+    log "data plane: agent built in $(($(date +%s) - t))s ($DATAPLANE_BIN)"
+    DATAPLANE_CHANGED=1
+  fi
+}
+
+dataplane_start() {
+  if ! docker_answers; then
+    log "data plane: no Docker engine answers at $DOCKER_SOCKET: not started (scripts/docker-engine.sh start, then start again)"
+    return 0
+  fi
+  dataplane_build
+  if ((DATAPLANE_CHANGED)) && is_running dataplane; then
+    log "data plane: the agent's code changed: restarting it"
+    stop_sessions 30 dataplane
+  fi
+  mkdir -p "$DATAPLANE_STATE"
+  spawn dataplane env OS_CLIENT_CONFIG_FILE="$CLOUDS_YAML" "$DATAPLANE_BIN" agent --cloud devcloud \
+    --state-dir "$DATAPLANE_STATE" --api-ports "$DATAPLANE_PORTS" --docker-socket "$DOCKER_SOCKET"
+  local gw; gw=$(lab_gateway)
+  [[ -n $gw ]] || die "data plane: the gateway of network public is unknown ($STATE/lab-gateway)"
+  WATCH=dataplane wait_for "the data plane to forward the APIs at $gw" "$WAIT" http_up "http://$gw:5000/v3"
+}
+
 
 # ---------------------------------------------------------------------------------------------
 # stop, status, env, reset
@@ -780,12 +862,13 @@ cmd_stop() {
   for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do
     case ${SERVICES[i]} in epmd | mariadb | rabbitmq) ;; *) apis+=("${SERVICES[i]}") ;; esac
   done
+  stop_sessions 30 dataplane # removes its firewall rules on TERM; containers and networks stay
   stop_sessions 10 "${apis[@]}" # stateless APIs and workers: KILL after 10 s
   stop_sessions 30 rabbitmq
   stop_sessions 60 epmd mariadb
   rm -f "$STATE/started"
   local left=""
-  for s in "${SERVICES[@]}"; do is_running "$s" && left+=" $s"; done
+  for s in "${SERVICES[@]}" dataplane; do is_running "$s" && left+=" $s"; done
   [[ -z $left ]] || die "stop: still running:$left"
   log "stop: all devcloud processes stopped in $(($(date +%s) - t))s"
 }
@@ -810,10 +893,53 @@ cmd_status() {
       rc=1
     fi
   done
+  dataplane_status || rc=1
   local rss
-  rss=$(for s in "${SERVICES[@]}"; do is_running "$s" && session_pids "$(<"$(pidfile "$s")")"; done |
+  rss=$(for s in "${SERVICES[@]}" dataplane; do is_running "$s" && session_pids "$(<"$(pidfile "$s")")"; done |
     xargs -r ps -o rss= -p 2>/dev/null | awk '{s += $1} END {printf "%.0f", s / 1024}')
   echo "memory (RSS sum of all devcloud processes): ${rss:-0} MiB"
+  return $rc
+}
+
+# dataplane_status: the agent, its API forwarding and the problems it reports. Without a Docker
+# engine there is no data plane, which is not an error of devcloud.
+dataplane_status() {
+  if ! docker_answers; then
+    printf '%-22s off      no Docker engine answers at %s\n' dataplane "$DOCKER_SOCKET"
+    return 0
+  fi
+  local rc=0 pid gw
+  if is_running dataplane; then
+    pid=$(<"$(pidfile dataplane)")
+    printf '%-22s running  pid %-7s %s\n' dataplane "$pid" "log: $LOGDIR/dataplane.out"
+  else
+    printf '%-22s stopped  (a Docker engine answers: start devcloud again to run it)\n' dataplane
+    rc=1
+  fi
+  gw=$(lab_gateway)
+  if [[ -n $gw ]] && http_up "http://$gw:5000/v3"; then
+    printf '%-22s answers  %s\n' "API via $gw" "http://$gw:5000/v3 (region RegionOne-docker, cloud devcloud-lab)"
+  else
+    printf '%-22s DOWN     %s\n' "API via ${gw:-gateway}" "http://${gw:-?}:5000/v3: pods and node containers cannot reach devcloud"
+    rc=1
+  fi
+  if [[ -s $DATAPLANE_STATE/status.json ]]; then
+    $PY - "$DATAPLANE_STATE/status.json" <<'PYEOF' || rc=1
+import json, sys, time, os
+st = json.load(open(sys.argv[1]))
+age = time.time() - os.path.getmtime(sys.argv[1])
+print("%-22s pass %d %.0fs ago (%d ms), %d networks mirrored" % (
+    "dataplane status", st.get("pass", 0), age, st.get("pass_ms", 0), len(st.get("networks") or [])))
+bad = False
+if st.get("error"):
+    print("%-22s ERROR    %s" % ("dataplane", st["error"])); bad = True
+for k, v in sorted((st.get("problems") or {}).items()):
+    print("%-22s PROBLEM  %s" % ("dataplane", v))
+if age > 60:
+    print("%-22s STALE    no pass for %.0fs" % ("dataplane", age)); bad = True
+sys.exit(1 if bad else 0)
+PYEOF
+  fi
   return $rc
 }
 
@@ -835,7 +961,7 @@ cmd_wipe() {
   printf '%s\n' "$sql" | mysql_root
   stop_sessions 60 mariadb
   rm -rf "$STATE/done" /var/lib/glance/images/* /etc/keystone/fernet-keys /etc/keystone/credential-keys
-  rm -f /var/lib/nova/instances/compute_id
+  rm -f /var/lib/nova/instances/compute_id "$STATE/lab-gateway"
   log "wipe: state removed; the next start bootstraps from scratch"
 }
 

@@ -1,0 +1,377 @@
+// Package dataplane is devcloud's data plane: an agent that makes the
+// OpenStack resources of devcloud (whose Nova, Neutron and Octavia have
+// fake back ends) carry real traffic on the local Docker engine.
+//
+//   - Every Neutron network something needs on this host is mirrored by a
+//     Docker bridge network with the same CIDR whose gateway address is the
+//     host (it routes between them, as a Neutron router would). Docker never
+//     hands out addresses there: every container gets its Neutron port's IP.
+//   - devcloud's APIs listen on 127.0.0.1 only. The agent forwards each API
+//     port from the gateway address of every external network (172.24.4.1
+//     for devcloud's `public`), so the catalog's second region, whose URLs
+//     use that address, works from the host, from kind pods and from node
+//     containers alike.
+//
+// Node containers, load balancers and floating IPs are reconciled from the
+// same loop (see nodes.go, lb.go, fip.go). Everything the agent makes in
+// Docker carries LabelOwner; it never touches anything else.
+package dataplane
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gophercloud/gophercloud/v2"
+
+	"github.com/capilab/capilab/internal/dataplane/docker"
+	"github.com/capilab/capilab/internal/dataplane/forward"
+)
+
+// DefaultOwner is the value of LabelOwner and the prefix of the names of
+// the Docker objects devcloud's agent makes.
+const DefaultOwner = "devcloud"
+
+// Options configure an Agent. Every field without a default is required.
+type Options struct {
+	// Owner marks and names everything the agent creates (default DefaultOwner).
+	Owner string
+	// Clients for the cloud, as admin.
+	Compute, Network, Image, LoadBalancer *gophercloud.ServiceClient
+	Docker                                *docker.Client
+	// APIPorts are forwarded from the gateway of every external network to
+	// the same port on APITarget (default 127.0.0.1).
+	APIPorts  []int
+	APITarget string
+	// StateDir holds the agent's files (status, load balancer configs).
+	StateDir string
+	// Interval between reconciliations (default 2s).
+	Interval time.Duration
+	Log      *slog.Logger
+	// Firewall manages the DOCKER-USER rules; nil disables them (tests).
+	Firewall Firewall
+	// KindNetworks are the Docker networks of kind clusters that may reach
+	// floating IPs and VIPs (default: "kind").
+	KindNetworks []string
+}
+
+// Agent reconciles devcloud's OpenStack state into Docker. Use New.
+type Agent struct {
+	opts Options
+	log  *slog.Logger
+	neu  neutron
+
+	mu         sync.Mutex
+	forwarders map[string]*forward.Forwarder // "addr:port" → forwarder
+	status     Status
+}
+
+// Status is what the agent writes to StateDir/status.json after every pass.
+type Status struct {
+	Time       time.Time         `json:"time"`
+	Pass       int               `json:"pass"`
+	PassMillis int64             `json:"pass_ms"`
+	Error      string            `json:"error,omitempty"`
+	Networks   []NetworkStatus   `json:"networks"`
+	Forwarders []string          `json:"api_forwarders"`
+	Problems   map[string]string `json:"problems,omitempty"`
+}
+
+// NetworkStatus describes one mirrored network.
+type NetworkStatus struct {
+	NetworkID string `json:"network_id"`
+	Docker    string `json:"docker_network"`
+	Bridge    string `json:"bridge"`
+	CIDR      string `json:"cidr"`
+	Gateway   string `json:"gateway"`
+	External  bool   `json:"external"`
+}
+
+// New checks the options and returns an agent.
+func New(opts Options) (*Agent, error) {
+	if opts.Owner == "" {
+		opts.Owner = DefaultOwner
+	}
+	if opts.APITarget == "" {
+		opts.APITarget = "127.0.0.1"
+	}
+	if opts.KindNetworks == nil {
+		opts.KindNetworks = []string{"kind"}
+	}
+	if opts.Interval <= 0 {
+		opts.Interval = 2 * time.Second
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	var missing []string
+	if opts.Network == nil {
+		missing = append(missing, "Network")
+	}
+	if opts.Docker == nil {
+		missing = append(missing, "Docker")
+	}
+	if opts.StateDir == "" {
+		missing = append(missing, "StateDir")
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("dataplane: options missing: %v", missing)
+	}
+	return &Agent{opts: opts, log: opts.Log, neu: neutron{opts.Network}, forwarders: map[string]*forward.Forwarder{}}, nil
+}
+
+// Run reconciles until ctx ends, then stops the forwarders and removes the
+// agent's firewall rules. Containers and networks stay: they are the
+// cloud's "machines" and outlive a restart of the agent.
+func (a *Agent) Run(ctx context.Context) error {
+	if err := os.MkdirAll(a.opts.StateDir, 0o755); err != nil {
+		return fmt.Errorf("state dir: %w", err)
+	}
+	a.log.Info("data plane agent running", "owner", a.opts.Owner, "interval", a.opts.Interval, "api_ports", a.opts.APIPorts, "docker_api", a.opts.Docker.APIVersion())
+	defer a.shutdown()
+	t := time.NewTimer(0)
+	defer t.Stop()
+	pass := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		pass++
+		start := time.Now()
+		st, err := a.Reconcile(ctx)
+		st.Pass = pass
+		st.Time = start.UTC()
+		st.PassMillis = time.Since(start).Milliseconds()
+		if err != nil && ctx.Err() == nil {
+			st.Error = err.Error()
+			a.log.Warn("reconcile pass failed; retrying", "pass", pass, "err", err)
+		}
+		a.writeStatus(st)
+		t.Reset(a.opts.Interval)
+	}
+}
+
+func (a *Agent) shutdown() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for k, f := range a.forwarders {
+		f.Close()
+		delete(a.forwarders, k)
+	}
+	if a.opts.Firewall != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := a.opts.Firewall.RemoveAll(ctx); err != nil {
+			a.log.Error("removing the data plane's firewall rules", "err", err)
+		} else {
+			a.log.Info("firewall rules removed")
+		}
+	}
+	a.log.Info("data plane agent stopped")
+}
+
+func (a *Agent) writeStatus(st Status) {
+	a.mu.Lock()
+	a.status = st
+	a.mu.Unlock()
+	raw, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return
+	}
+	p := filepath.Join(a.opts.StateDir, "status.json")
+	tmp := p + ".tmp"
+	if err := os.WriteFile(tmp, raw, 0o644); err == nil {
+		_ = os.Rename(tmp, p)
+	}
+}
+
+// Reconcile runs one pass: read OpenStack and Docker, converge Docker.
+func (a *Agent) Reconcile(ctx context.Context) (Status, error) {
+	st := Status{Problems: map[string]string{}}
+	nets, err := a.neu.networks(ctx)
+	if err != nil {
+		return st, err
+	}
+	subnets, err := a.neu.subnets(ctx)
+	if err != nil {
+		return st, err
+	}
+	specs, problems := netSpecs(nets, subnets)
+	for k, v := range problems {
+		st.Problems["network "+k] = v
+	}
+	// Which networks are wanted: every external one (floating IPs, the API
+	// forwarders) plus those that nodes and load balancers sit on.
+	want := map[string]NetSpec{}
+	for id, s := range specs {
+		if s.External {
+			want[id] = s
+		}
+	}
+	mirrors, conflicts, err := a.reconcileNetworks(ctx, want)
+	for id, msg := range conflicts {
+		st.Problems["network "+id] = msg
+	}
+	if err != nil {
+		return st, err
+	}
+	for _, m := range mirrors {
+		st.Networks = append(st.Networks, NetworkStatus{
+			NetworkID: m.Spec.NetworkID, Docker: m.DockerName, Bridge: m.Bridge,
+			CIDR: m.Spec.CIDR.String(), Gateway: m.Spec.Gateway.String(), External: m.Spec.External,
+		})
+	}
+	sort.Slice(st.Networks, func(i, j int) bool { return st.Networks[i].NetworkID < st.Networks[j].NetworkID })
+	st.Forwarders = a.reconcileAPIForwarders(ctx, mirrors)
+	if a.opts.Firewall != nil {
+		if err := a.opts.Firewall.Sync(ctx, a.firewallRules(ctx, mirrors)); err != nil {
+			return st, err
+		}
+	}
+	return st, nil
+}
+
+// reconcileNetworks makes the Docker mirrors of want exist and removes the
+// agent's other mirrors once nothing is attached to them. It returns the
+// mirrors by Neutron network ID and, per network that cannot be mirrored,
+// why.
+func (a *Agent) reconcileNetworks(ctx context.Context, want map[string]NetSpec) (map[string]mirror, map[string]string, error) {
+	all, err := a.opts.Docker.NetworkList(ctx, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	have := map[string]mirror{}
+	gone := map[string]bool{} // Docker IDs removed in this pass
+	var errs []error
+	for _, n := range all {
+		if n.Labels[LabelOwner] != a.opts.Owner || n.Labels[LabelKind] != KindNetwork {
+			continue
+		}
+		m, ok := mirrorFromDocker(n)
+		if !ok {
+			continue
+		}
+		w, wanted := want[m.Spec.NetworkID]
+		if wanted && w.CIDR == m.Spec.CIDR && w.Gateway == m.Spec.Gateway && w.SubnetID == m.Spec.SubnetID {
+			m.Spec = w
+			have[w.NetworkID] = m
+			continue
+		}
+		if m.Containers > 0 {
+			// Containers first (their reconcilers remove them); try next pass.
+			a.log.Debug("network no longer wanted but still has containers", "network", n.Name, "containers", m.Containers)
+			if wanted {
+				// Changed subnet under running containers: keep the old one for now.
+				continue
+			}
+			continue
+		}
+		a.log.Info("removing Docker network", "network", n.Name, "neutron_network", m.Spec.NetworkID, "reason", reasonGone(wanted))
+		if err := a.opts.Docker.NetworkRemove(ctx, n.ID); err != nil {
+			errs = append(errs, fmt.Errorf("remove Docker network %s: %w", n.Name, err))
+			continue
+		}
+		gone[n.ID] = true
+	}
+	conflicts := map[string]string{}
+	ids := make([]string, 0, len(want))
+	for id := range want {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids) // deterministic: with overlaps, the same network wins every pass
+	for _, id := range ids {
+		if _, ok := have[id]; ok {
+			continue
+		}
+		spec := want[id]
+		if ov := overlapping(all, spec.CIDR, gone); len(ov) > 0 {
+			conflicts[id] = fmt.Sprintf("Neutron network %s (%s, subnet %s) cannot be mirrored on this host: its CIDR overlaps %s; devcloud's data plane puts every network on one machine, so networks that carry nodes, load balancers or floating IPs need distinct CIDRs",
+				spec.Name, id, spec.CIDR, joinAnd(ov))
+			continue
+		}
+		ds := mirrorSpec(a.opts.Owner, spec)
+		a.log.Info("creating Docker network", "network", ds.Name, "neutron_network", id, "cidr", spec.CIDR, "gateway", spec.Gateway, "bridge", BridgeName(spec))
+		did, err := a.opts.Docker.NetworkCreate(ctx, ds)
+		if err != nil {
+			conflicts[id] = fmt.Sprintf("Neutron network %s (%s): creating its Docker network failed: %v", spec.Name, id, err)
+			continue
+		}
+		m := mirror{DockerID: did, DockerName: ds.Name, Bridge: BridgeName(spec), Spec: spec}
+		have[id] = m
+		all = append(all, docker.Network{ID: did, Name: ds.Name, IPAM: *ds.IPAM, Labels: ds.Labels})
+	}
+	return have, conflicts, errors.Join(errs...)
+}
+
+func reasonGone(wanted bool) string {
+	if wanted {
+		return "its Neutron subnet changed"
+	}
+	return "nothing needs it any more"
+}
+
+func joinAnd(items []string) string {
+	switch len(items) {
+	case 0:
+		return ""
+	case 1:
+		return items[0]
+	}
+	s := items[0]
+	for _, it := range items[1 : len(items)-1] {
+		s += ", " + it
+	}
+	return s + " and " + items[len(items)-1]
+}
+
+// reconcileAPIForwarders listens on the gateway of every external mirror
+// for each API port and closes forwarders of gateways that went away.
+func (a *Agent) reconcileAPIForwarders(ctx context.Context, mirrors map[string]mirror) []string {
+	want := map[string]string{} // listen → target
+	for _, m := range mirrors {
+		if !m.Spec.External {
+			continue
+		}
+		for _, p := range a.opts.APIPorts {
+			want[netip.AddrPortFrom(m.Spec.Gateway, uint16(p)).String()] = a.opts.APITarget + ":" + strconv.Itoa(p)
+		}
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for k, f := range a.forwarders {
+		if _, ok := want[k]; !ok {
+			a.log.Info("closing API forwarder", "listen", k)
+			f.Close()
+			delete(a.forwarders, k)
+		}
+	}
+	var out []string
+	for listen, target := range want {
+		if f, ok := a.forwarders[listen]; ok {
+			f.SetBackends([]string{target})
+			out = append(out, listen+" -> "+target)
+			continue
+		}
+		f, err := forward.Listen(ctx, listen, []string{target}, a.log.With("forwarder", listen))
+		if err != nil {
+			a.log.Warn("cannot listen for API forwarding yet; retrying next pass", "listen", listen, "err", err)
+			continue
+		}
+		a.log.Info("API forwarder listening", "listen", listen, "target", target)
+		a.forwarders[listen] = f
+		out = append(out, listen+" -> "+target)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,171 @@
+// Command dataplane is devcloud's data-plane agent (see package
+// internal/dataplane). scripts/devcloud/devcloud.sh builds it (static, so
+// helper containers can run it too) and starts it with devcloud when a
+// Docker engine answers.
+//
+//	dataplane agent [flags]   reconcile devcloud into Docker until SIGTERM
+//
+// Bad flags exit 2 before any cloud or Docker call.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/capilab/capilab/internal/cloud"
+	"github.com/capilab/capilab/internal/dataplane"
+	"github.com/capilab/capilab/internal/dataplane/docker"
+	"github.com/capilab/capilab/internal/logging"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+		os.Exit(2)
+	}
+	var code int
+	switch os.Args[1] {
+	case "agent":
+		code = agent(os.Args[2:])
+	case "-h", "--help", "help":
+		usage()
+	default:
+		fmt.Fprintf(os.Stderr, "dataplane: unknown command %q\n", os.Args[1])
+		usage()
+		code = 2
+	}
+	os.Exit(code)
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: dataplane agent [flags]   (dataplane agent -h lists the flags)")
+}
+
+func agent(args []string) int {
+	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
+	cloudName := fs.String("cloud", "devcloud", "clouds.yaml entry with admin credentials")
+	cloudsFile := fs.String("clouds-file", os.Getenv("OS_CLIENT_CONFIG_FILE"), "clouds.yaml to read (default: the standard search)")
+	stateDir := fs.String("state-dir", "/var/lib/devcloud/dataplane", "directory for the agent's status and load balancer configs")
+	ports := fs.String("api-ports", "5000,9292,8774,8778,9696,9876,8776", "ports forwarded from each external network's gateway to -api-target")
+	target := fs.String("api-target", "127.0.0.1", "address the API ports are forwarded to")
+	interval := fs.Duration("interval", 2*time.Second, "time between reconciliation passes")
+	socket := fs.String("docker-socket", docker.DefaultSocket, "Docker engine socket")
+	kindNets := fs.String("kind-networks", "kind", "comma-separated Docker networks of kind clusters allowed to reach floating IPs")
+	iptables := fs.String("iptables", "iptables", "iptables command for the DOCKER-USER rules (empty: no rules)")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	logFormat := fs.String("log-format", "text", "text or json")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	var bad []string
+	apiPorts, err := parsePorts(*ports)
+	if err != nil {
+		bad = append(bad, "-api-ports: "+err.Error())
+	}
+	if *interval < 200*time.Millisecond {
+		bad = append(bad, "-interval: at least 200ms")
+	}
+	secrets := logging.NewSecrets()
+	log, err := logging.New(os.Stdout, logging.Options{Format: *logFormat, Level: *logLevel, Secrets: secrets})
+	if err != nil {
+		bad = append(bad, err.Error())
+	}
+	if len(bad) > 0 {
+		for _, b := range bad {
+			fmt.Fprintln(os.Stderr, "dataplane agent: "+b)
+		}
+		return 2
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	dc, err := docker.New(ctx, *socket)
+	if err != nil {
+		log.Error("no Docker engine", "err", err)
+		return 1
+	}
+	c, err := connect(ctx, log, cloud.Options{Cloud: *cloudName, CloudsFile: *cloudsFile, Log: log, Secrets: secrets})
+	if err != nil {
+		log.Error("cannot reach the cloud", "cloud", *cloudName, "err", err)
+		return 1
+	}
+	netc, err := c.Network()
+	if err != nil {
+		log.Error("cloud", "err", err)
+		return 1
+	}
+	opts := dataplane.Options{
+		Network:   netc,
+		Docker:    dc,
+		APIPorts:  apiPorts,
+		APITarget: *target,
+		StateDir:  *stateDir,
+		Interval:  *interval,
+		Log:       log,
+	}
+	if *kindNets != "" {
+		opts.KindNetworks = strings.Split(*kindNets, ",")
+	} else {
+		opts.KindNetworks = []string{}
+	}
+	if *iptables != "" {
+		opts.Firewall = &dataplane.IPTables{Bin: *iptables, Owner: dataplane.DefaultOwner}
+	}
+	a, err := dataplane.New(opts)
+	if err != nil {
+		log.Error("agent", "err", err)
+		return 1
+	}
+	if err := a.Run(ctx); err != nil {
+		log.Error("agent stopped with an error", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// connect authenticates, retrying while the cloud is still starting
+// (bounded: 5 minutes).
+func connect(ctx context.Context, log *slog.Logger, opts cloud.Options) (*cloud.Cloud, error) {
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		c, err := cloud.Connect(ctx, opts)
+		if err == nil {
+			return c, nil
+		}
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			return nil, errors.Join(err, ctx.Err())
+		}
+		log.Warn("cloud not reachable yet; retrying in 5s", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(5 * time.Second):
+		}
+	}
+}
+
+func parsePorts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		p, err := strconv.Atoi(f)
+		if err != nil || p < 1 || p > 65535 {
+			return nil, fmt.Errorf("%q is not a port", f)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
