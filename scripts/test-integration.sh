@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # make test-integration: the integration tier against devcloud, then the e2e tier on kind.
 #
-#   1. devcloud    install (first time on a machine) and start devcloud, unless it already runs
-#   2. integration go test -tags integration ./tests/...  (every integration package under tests/)
-#   3. e2e         scripts/e2e.sh: Docker engine, the kind node image (built once, cached), the e2e tier
+#   1. devcloud    a Docker engine (scripts/docker-engine.sh), then install (first time on a machine)
+#                  and start devcloud, unless it already runs; with the engine up, devcloud's data
+#                  plane runs too
+#   2. node image  the kind node image (built once, cached): the data-plane tests boot servers into it
+#   3. integration go test -tags integration ./tests/...  (every integration package under tests/)
+#   4. e2e         scripts/e2e.sh: the e2e tier on kind (engine and image are in place by then)
 #   4. teardown    devcloud keeps running unless DEVCLOUD_STOP=1
 #
 # Environment:
@@ -30,12 +33,22 @@ teardown() { # runs on every exit; a failed stop fails the run
 trap teardown EXIT
 
 # ---- 1. devcloud ------------------------------------------------------------------------------
+section "docker engine (devcloud's data plane and the kind tiers need it)"
+scripts/docker-engine.sh start
 section "devcloud: install (no-op when installed) and start (no-op when running)"
 scripts/devcloud/devcloud.sh install
 scripts/devcloud/devcloud.sh start
 scripts/devcloud/devcloud.sh status || echo "=== test-integration: devcloud status reports a problem (above); the tests will show what it breaks"
 
-# ---- 2. integration tier: every package under tests/ with integration-tagged tests ----------------
+# ---- 2. node image ----------------------------------------------------------------------------
+section "node image (built when the KIND_NODE_IMAGE rule picks the local build; seconds when current)"
+choice=$(nice -n 10 "$GO" run mage.go kind:nodeImage)
+echo "node image: $choice"
+if [[ $(cut -f2 <<<"$choice") == local ]]; then
+  nice -n 10 "$GO" run mage.go kind:image
+fi
+
+# ---- 3. integration tier: every package under tests/ with integration-tagged tests ----------------
 # qemu-img (raw conversion in the image tests) comes from Debian's qemu-utils.
 if ! command -v qemu-img >/dev/null; then
   section "installing qemu-utils (qemu-img)"
@@ -48,7 +61,7 @@ args=(-tags integration -count=1 -timeout "${INTEGRATION_TIMEOUT:-40m}")
 [[ -n ${INTEGRATION_RUN:-} ]] && args+=(-run "$INTEGRATION_RUN")
 "$GO" test "${args[@]}" ./tests/... || status=$?
 
-# ---- 3. e2e tier (kind) -------------------------------------------------------------------------
+# ---- 4. e2e tier (kind) -------------------------------------------------------------------------
 if [[ ${E2E:-1} != 0 ]]; then
   section "e2e: scripts/e2e.sh (Docker engine, kind node image, e2e tier)"
   scripts/e2e.sh || status=$((status ? status : $?))
