@@ -19,6 +19,8 @@ package dataplane
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -59,6 +61,19 @@ type Options struct {
 	Log      *slog.Logger
 	// Firewall manages the DOCKER-USER rules; nil disables them (tests).
 	Firewall Firewall
+	// Faults records why a server went to ERROR; nil: ERROR without a fault.
+	Faults FaultRecorder
+	// NodeImageProperty is the Glance property that marks node images
+	// (default DefaultNodeImageProperty).
+	NodeImageProperty string
+	// Region is the instance data's region (default RegionOne).
+	Region string
+	// HelperImage runs load balancer and floating IP helpers: it needs
+	// /bin/sh, sleep and iptables (the kind node image has them).
+	HelperImage string
+	// AgentBinary is this program (static), mounted into load balancer
+	// helpers, which run its `lb` command.
+	AgentBinary string
 	// KindNetworks are the Docker networks of kind clusters that may reach
 	// floating IPs and VIPs (default: "kind").
 	KindNetworks []string
@@ -66,24 +81,34 @@ type Options struct {
 
 // Agent reconciles devcloud's OpenStack state into Docker. Use New.
 type Agent struct {
-	opts Options
-	log  *slog.Logger
-	neu  neutron
+	opts   Options
+	log    *slog.Logger
+	neu    neutron
+	nova   nova
+	glance *glance
+	octa   *octavia
+	// binaryID changes when the agent binary does (helpers are recreated).
+	binaryID string
 
 	mu         sync.Mutex
 	forwarders map[string]*forward.Forwarder // "addr:port" → forwarder
+	nodes      map[string]*nodeState         // node container ID → state
+	failed     map[string]bool               // server IDs reported as ERROR
 	status     Status
 }
 
 // Status is what the agent writes to StateDir/status.json after every pass.
 type Status struct {
-	Time       time.Time         `json:"time"`
-	Pass       int               `json:"pass"`
-	PassMillis int64             `json:"pass_ms"`
-	Error      string            `json:"error,omitempty"`
-	Networks   []NetworkStatus   `json:"networks"`
-	Forwarders []string          `json:"api_forwarders"`
-	Problems   map[string]string `json:"problems,omitempty"`
+	Time          time.Time         `json:"time"`
+	Pass          int               `json:"pass"`
+	PassMillis    int64             `json:"pass_ms"`
+	Error         string            `json:"error,omitempty"`
+	Networks      []NetworkStatus   `json:"networks"`
+	Forwarders    []string          `json:"api_forwarders"`
+	Nodes         int               `json:"nodes_running"`
+	LoadBalancers int               `json:"loadbalancers_forwarding"`
+	FloatingIPs   int               `json:"floating_ips_forwarding"`
+	Problems      map[string]string `json:"problems,omitempty"`
 }
 
 // NetworkStatus describes one mirrored network.
@@ -104,6 +129,12 @@ func New(opts Options) (*Agent, error) {
 	if opts.APITarget == "" {
 		opts.APITarget = "127.0.0.1"
 	}
+	if opts.NodeImageProperty == "" {
+		opts.NodeImageProperty = DefaultNodeImageProperty
+	}
+	if opts.Region == "" {
+		opts.Region = "RegionOne"
+	}
 	if opts.KindNetworks == nil {
 		opts.KindNetworks = []string{"kind"}
 	}
@@ -117,6 +148,9 @@ func New(opts Options) (*Agent, error) {
 	if opts.Network == nil {
 		missing = append(missing, "Network")
 	}
+	if (opts.Compute == nil) != (opts.Image == nil) {
+		missing = append(missing, "Compute and Image (both or neither)")
+	}
 	if opts.Docker == nil {
 		missing = append(missing, "Docker")
 	}
@@ -126,7 +160,22 @@ func New(opts Options) (*Agent, error) {
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("dataplane: options missing: %v", missing)
 	}
-	return &Agent{opts: opts, log: opts.Log, neu: neutron{opts.Network}, forwarders: map[string]*forward.Forwarder{}}, nil
+	binaryID := ""
+	if opts.AgentBinary != "" {
+		raw, err := os.ReadFile(opts.AgentBinary)
+		if err != nil {
+			return nil, fmt.Errorf("dataplane: agent binary: %w", err)
+		}
+		sum := sha256.Sum256(raw)
+		binaryID = hex.EncodeToString(sum[:8])
+	}
+	return &Agent{
+		binaryID: binaryID,
+		opts:     opts, log: opts.Log, neu: neutron{opts.Network}, nova: nova{opts.Compute},
+		glance:     &glance{sc: opts.Image, property: opts.NodeImageProperty},
+		octa:       &octavia{sc: opts.LoadBalancer},
+		forwarders: map[string]*forward.Forwarder{}, nodes: map[string]*nodeState{}, failed: map[string]bool{},
+	}, nil
 }
 
 // Run reconciles until ctx ends, then stops the forwarders and removes the
@@ -219,6 +268,51 @@ func (a *Agent) Reconcile(ctx context.Context) (Status, error) {
 			want[id] = s
 		}
 	}
+	ports, err := a.neu.ports(ctx, "compute:nova", "Octavia")
+	if err != nil {
+		return st, err
+	}
+	vipMACs := map[string]string{}
+	for _, p := range ports {
+		if p.DeviceOwner == "Octavia" {
+			vipMACs[p.ID] = p.MACAddress
+		}
+	}
+	var nodes map[string]*node
+	if a.opts.Compute != nil {
+		servers, err := a.nova.servers(ctx)
+		if err != nil {
+			return st, err
+		}
+		var np map[string]string
+		nodes, np = a.desiredNodes(ctx, servers, ports)
+		for k, v := range np {
+			st.Problems["server "+k] = v
+		}
+		for _, n := range nodes {
+			if s, ok := specs[n.network]; ok && !serverGone(n.server) && n.server.Status != "ERROR" {
+				want[n.network] = s
+			}
+		}
+	}
+	var lbs *lbView
+	if a.opts.LoadBalancer != nil {
+		if lbs, err = a.octa.view(ctx); err != nil {
+			return st, err
+		}
+		for _, lb := range lbs.lbs {
+			if lb.ProvisioningStatus == "PENDING_DELETE" || lb.ProvisioningStatus == "DELETED" {
+				continue
+			}
+			if s, ok := specs[lb.VIPNetworkID]; ok {
+				want[lb.VIPNetworkID] = s
+			}
+		}
+	}
+	fips, err := a.neu.floatingIPs(ctx)
+	if err != nil {
+		return st, err
+	}
 	mirrors, conflicts, err := a.reconcileNetworks(ctx, want)
 	for id, msg := range conflicts {
 		st.Problems["network "+id] = msg
@@ -234,12 +328,29 @@ func (a *Agent) Reconcile(ctx context.Context) (Status, error) {
 	}
 	sort.Slice(st.Networks, func(i, j int) bool { return st.Networks[i].NetworkID < st.Networks[j].NetworkID })
 	st.Forwarders = a.reconcileAPIForwarders(ctx, mirrors)
+	var errs []error
+	if nodes != nil {
+		netProblems := map[string]string{}
+		for k, v := range problems {
+			netProblems[k] = v
+		}
+		for k, v := range conflicts {
+			netProblems[k] = v
+		}
+		n, nerrs := a.reconcileNodes(ctx, nodes, mirrors, netProblems)
+		st.Nodes = n
+		errs = append(errs, nerrs...)
+	}
+	if lbs != nil {
+		errs = append(errs, a.reconcileLBs(ctx, lbs, mirrors, vipMACs, &st)...)
+	}
+	errs = append(errs, a.reconcileFIPs(ctx, fips, mirrors, &st)...)
 	if a.opts.Firewall != nil {
 		if err := a.opts.Firewall.Sync(ctx, a.firewallRules(ctx, mirrors)); err != nil {
-			return st, err
+			errs = append(errs, err)
 		}
 	}
-	return st, nil
+	return st, errors.Join(errs...)
 }
 
 // reconcileNetworks makes the Docker mirrors of want exist and removes the
@@ -268,13 +379,10 @@ func (a *Agent) reconcileNetworks(ctx context.Context, want map[string]NetSpec) 
 			have[w.NetworkID] = m
 			continue
 		}
-		if m.Containers > 0 {
-			// Containers first (their reconcilers remove them); try next pass.
-			a.log.Debug("network no longer wanted but still has containers", "network", n.Name, "containers", m.Containers)
-			if wanted {
-				// Changed subnet under running containers: keep the old one for now.
-				continue
-			}
+		// Containers go first (their reconcilers remove them); the list
+		// does not say whether any are attached, an inspect does.
+		if full, err := a.opts.Docker.NetworkInspect(ctx, n.ID); err == nil && len(full.Containers) > 0 {
+			a.log.Debug("network no longer wanted but containers are still attached", "network", n.Name, "containers", len(full.Containers))
 			continue
 		}
 		a.log.Info("removing Docker network", "network", n.Name, "neutron_network", m.Spec.NetworkID, "reason", reasonGone(wanted))
@@ -295,7 +403,25 @@ func (a *Agent) reconcileNetworks(ctx context.Context, want map[string]NetSpec) 
 			continue
 		}
 		spec := want[id]
-		if ov := overlapping(all, spec.CIDR, gone); len(ov) > 0 {
+		// Our mirrors of networks nobody needs any more are on their way
+		// out (their containers go first): wait for them instead of
+		// refusing the network.
+		stale := map[string]bool{}
+		for k := range gone {
+			stale[k] = true
+		}
+		for _, n := range all {
+			if n.Labels[LabelOwner] == a.opts.Owner && n.Labels[LabelKind] == KindNetwork {
+				if _, wanted := want[n.Labels[LabelNetworkID]]; !wanted {
+					stale[n.ID] = true
+				}
+			}
+		}
+		if ov := overlapping(all, spec.CIDR, stale); len(ov) == 0 && len(overlapping(all, spec.CIDR, gone)) > 0 {
+			a.log.Info("network waits for an old mirror with an overlapping CIDR to go", "neutron_network", id, "cidr", spec.CIDR)
+			continue
+		}
+		if ov := overlapping(all, spec.CIDR, stale); len(ov) > 0 {
 			conflicts[id] = fmt.Sprintf("Neutron network %s (%s, subnet %s) cannot be mirrored on this host: its CIDR overlaps %s; devcloud's data plane puts every network on one machine, so networks that carry nodes, load balancers or floating IPs need distinct CIDRs",
 				spec.Name, id, spec.CIDR, joinAnd(ov))
 			continue

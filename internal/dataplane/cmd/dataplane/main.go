@@ -3,7 +3,9 @@
 // helper containers can run it too) and starts it with devcloud when a
 // Docker engine answers.
 //
-//	dataplane agent [flags]   reconcile devcloud into Docker until SIGTERM
+//	dataplane agent [flags]          reconcile devcloud into Docker until SIGTERM
+//	dataplane lb --config FILE       a load balancer helper: forward the VIP's
+//	                                 listeners to the members FILE names
 //
 // Bad flags exit 2 before any cloud or Docker call.
 package main
@@ -25,6 +27,7 @@ import (
 	"github.com/capilab/capilab/internal/dataplane"
 	"github.com/capilab/capilab/internal/dataplane/docker"
 	"github.com/capilab/capilab/internal/logging"
+	"github.com/capilab/capilab/internal/versions"
 )
 
 func main() {
@@ -36,6 +39,8 @@ func main() {
 	switch os.Args[1] {
 	case "agent":
 		code = agent(os.Args[2:])
+	case "lb":
+		code = lb(os.Args[2:])
 	case "-h", "--help", "help":
 		usage()
 	default:
@@ -47,7 +52,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: dataplane agent [flags]   (dataplane agent -h lists the flags)")
+	fmt.Fprintln(os.Stderr, "usage: dataplane agent [flags] | dataplane lb --config FILE   (-h lists the flags)")
 }
 
 func agent(args []string) int {
@@ -61,6 +66,10 @@ func agent(args []string) int {
 	socket := fs.String("docker-socket", docker.DefaultSocket, "Docker engine socket")
 	kindNets := fs.String("kind-networks", "kind", "comma-separated Docker networks of kind clusters allowed to reach floating IPs")
 	iptables := fs.String("iptables", "iptables", "iptables command for the DOCKER-USER rules (empty: no rules)")
+	property := fs.String("node-image-property", dataplane.DefaultNodeImageProperty, "Glance image property naming the container image of a node image")
+	region := fs.String("region", "RegionOne", "region name in the nodes' instance data")
+	helper := fs.String("helper-image", defaultHelperImage(), "image of load balancer and floating IP helpers (needs /bin/sh, sleep, iptables)")
+	faultDB := fs.String("nova-db-command", "mysql --protocol=socket -uroot nova", "command reading SQL on stdin against Nova's database, to record faults (empty: ERROR without a fault)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "text or json")
 	if err := fs.Parse(args); err != nil {
@@ -104,19 +113,49 @@ func agent(args []string) int {
 		log.Error("cloud", "err", err)
 		return 1
 	}
+	compute, err := c.Compute()
+	if err != nil {
+		log.Error("cloud", "err", err)
+		return 1
+	}
+	img, err := c.Image()
+	if err != nil {
+		log.Error("cloud", "err", err)
+		return 1
+	}
+	octavia, err := c.LoadBalancer()
+	if err != nil {
+		log.Error("cloud", "err", err)
+		return 1
+	}
+	self, err := os.Executable()
+	if err != nil {
+		log.Error("cannot find this program's path (mounted into load balancer helpers)", "err", err)
+		return 1
+	}
 	opts := dataplane.Options{
-		Network:   netc,
-		Docker:    dc,
-		APIPorts:  apiPorts,
-		APITarget: *target,
-		StateDir:  *stateDir,
-		Interval:  *interval,
-		Log:       log,
+		Network:           netc,
+		Compute:           compute,
+		Image:             img,
+		LoadBalancer:      octavia,
+		HelperImage:       *helper,
+		AgentBinary:       self,
+		NodeImageProperty: *property,
+		Region:            *region,
+		Docker:            dc,
+		APIPorts:          apiPorts,
+		APITarget:         *target,
+		StateDir:          *stateDir,
+		Interval:          *interval,
+		Log:               log,
 	}
 	if *kindNets != "" {
 		opts.KindNetworks = strings.Split(*kindNets, ",")
 	} else {
 		opts.KindNetworks = []string{}
+	}
+	if *faultDB != "" {
+		opts.Faults = dataplane.NovaDBFaults{Command: strings.Fields(*faultDB), Host: "devcloud"}
 	}
 	if *iptables != "" {
 		opts.Firewall = &dataplane.IPTables{Bin: *iptables, Owner: dataplane.DefaultOwner}
@@ -128,6 +167,34 @@ func agent(args []string) int {
 	}
 	if err := a.Run(ctx); err != nil {
 		log.Error("agent stopped with an error", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func defaultHelperImage() string {
+	pins, err := versions.Load()
+	if err != nil {
+		return ""
+	}
+	return pins.KindNode.Image()
+}
+
+func lb(args []string) int {
+	fs := flag.NewFlagSet("lb", flag.ContinueOnError)
+	cfg := fs.String("config", "", "load balancer config (JSON) written by the agent")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *cfg == "" {
+		fmt.Fprintln(os.Stderr, "dataplane lb: -config is required")
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(os.Stdout, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := dataplane.RunLB(ctx, *cfg, log); err != nil {
+		log.Error("lb", "err", err)
 		return 1
 	}
 	return 0
