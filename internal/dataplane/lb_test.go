@@ -167,4 +167,3 @@ func TestRunLBFollowsConfig(t *testing.T) {
 	write(LBConfig{})
 	eventually("listener removed", func(g map[string]int) bool { return g["dial error"] == 6 })
 }
-

@@ -6,7 +6,6 @@ import (
 	"testing"
 )
 
-
 type tWriter struct{ t *testing.T }
 
 func (w tWriter) Write(p []byte) (int, error) {
