@@ -341,10 +341,11 @@ func (a *Agent) Reconcile(ctx context.Context) (Status, error) {
 		st.Nodes = n
 		errs = append(errs, nerrs...)
 	}
+	helperOK := a.helperImagePresent(ctx, &st)
 	if lbs != nil {
-		errs = append(errs, a.reconcileLBs(ctx, lbs, mirrors, vipMACs, &st)...)
+		errs = append(errs, a.reconcileLBs(ctx, lbs, mirrors, vipMACs, helperOK, &st)...)
 	}
-	errs = append(errs, a.reconcileFIPs(ctx, fips, mirrors, &st)...)
+	errs = append(errs, a.reconcileFIPs(ctx, fips, mirrors, helperOK, &st)...)
 	if a.opts.Firewall != nil {
 		if err := a.opts.Firewall.Sync(ctx, a.firewallRules(ctx, mirrors)); err != nil {
 			errs = append(errs, err)
@@ -438,6 +439,21 @@ func (a *Agent) reconcileNetworks(ctx context.Context, want map[string]NetSpec) 
 		all = append(all, docker.Network{ID: did, Name: ds.Name, IPAM: *ds.IPAM, Labels: ds.Labels})
 	}
 	return have, conflicts, errors.Join(errs...)
+}
+
+// helperImagePresent says whether load balancer and floating IP helpers can
+// run; without the image they are a problem in the status, not an error of
+// every pass.
+func (a *Agent) helperImagePresent(ctx context.Context, st *Status) bool {
+	if a.opts.HelperImage == "" {
+		st.Problems["helper image"] = "no helper image configured: load balancers and floating IPs do not forward"
+		return false
+	}
+	if _, err := a.opts.Docker.ImageInspect(ctx, a.opts.HelperImage); err != nil {
+		st.Problems["helper image"] = fmt.Sprintf("helper image %s is not in the Docker engine (%v): load balancers and floating IPs do not forward until it is (make kind-image)", a.opts.HelperImage, err)
+		return false
+	}
+	return true
 }
 
 func reasonGone(wanted bool) string {

@@ -27,8 +27,9 @@ while :; do sleep 3600 & wait $!; done
 `, fip, fixed)
 }
 
-func (a *Agent) reconcileFIPs(ctx context.Context, fips []FloatingIP, mirrors map[string]mirror, st *Status) []error {
+func (a *Agent) reconcileFIPs(ctx context.Context, fips []FloatingIP, mirrors map[string]mirror, helperOK bool, st *Status) []error {
 	want := map[string]helperWant{}
+	keep := map[string]bool{}
 	for _, f := range fips {
 		if f.PortID == "" || f.FixedIP == "" {
 			continue
@@ -37,8 +38,8 @@ func (a *Agent) reconcileFIPs(ctx context.Context, fips []FloatingIP, mirrors ma
 		if !ok || !m.Spec.External {
 			continue
 		}
-		if a.opts.HelperImage == "" {
-			st.Problems["floating IP "+f.ID] = "no helper image configured: floating IPs do not forward"
+		if !helperOK {
+			keep[f.ID] = true
 			continue
 		}
 		spec := docker.ContainerSpec{
@@ -61,7 +62,7 @@ func (a *Agent) reconcileFIPs(ctx context.Context, fips []FloatingIP, mirrors ma
 		}
 		want[f.ID] = helperWant{key: f.ID, spec: spec, what: "floating IP " + f.FloatingIP + " -> " + f.FixedIP, network: f.FloatingNetworkID}
 	}
-	n, errs := a.reconcileHelpers(ctx, KindFIP, LabelFIPID, want, nil)
+	n, errs := a.reconcileHelpers(ctx, KindFIP, LabelFIPID, want, keep)
 	st.FloatingIPs = n
 	return errs
 }

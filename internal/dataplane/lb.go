@@ -20,7 +20,7 @@ func (a *Agent) lbConfigDir(lbID string) string { return filepath.Join(a.opts.St
 
 // reconcileLBs forwards every ACTIVE load balancer whose VIP network is
 // mirrored; load balancers in a transient state keep their helper.
-func (a *Agent) reconcileLBs(ctx context.Context, v *lbView, mirrors map[string]mirror, vipMACs map[string]string, st *Status) []error {
+func (a *Agent) reconcileLBs(ctx context.Context, v *lbView, mirrors map[string]mirror, vipMACs map[string]string, helperOK bool, st *Status) []error {
 	want := map[string]helperWant{}
 	keep := map[string]bool{}
 	var errs []error
@@ -49,8 +49,8 @@ func (a *Agent) reconcileLBs(ctx context.Context, v *lbView, mirrors map[string]
 		if changed {
 			a.log.Info("load balancer config written", "loadbalancer", lb.ID, "listeners", len(cfg.Listeners), "members", memberCount(cfg))
 		}
-		if a.opts.HelperImage == "" || a.opts.AgentBinary == "" {
-			st.Problems["load balancer "+lb.ID] = "no helper image or agent binary configured: load balancers do not forward"
+		if !helperOK || a.opts.AgentBinary == "" {
+			keep[lb.ID] = true
 			continue
 		}
 		spec := docker.ContainerSpec{

@@ -294,6 +294,10 @@ func (a *Agent) bootstrap(ctx context.Context, n *node, cid, name string) error 
 		if err != nil {
 			return fmt.Errorf("start cloud-init in %s: %w", name, err)
 		}
+		if res.ExitCode == 126 || res.ExitCode == 127 {
+			st.reported = true
+			return a.fail(ctx, n, fmt.Sprintf("node container image %s cannot run cloud-init: /bin/sh is missing or not executable (exit %d)", n.image, res.ExitCode), string(res.Stderr)+string(res.Stdout))
+		}
 		if res.ExitCode != 0 {
 			return fmt.Errorf("start cloud-init in %s: exit %d: %s", name, res.ExitCode, res.Stderr)
 		}
