@@ -10,6 +10,8 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -168,13 +170,35 @@ func deployment(image string) *appsv1.Deployment {
 	}
 }
 
+// Objects is Manifests as unstructured objects, ready for server-side apply
+// with any client (no scheme needed): status and creationTimestamp left out.
+func Objects(image string) ([]*unstructured.Unstructured, error) {
+	objs := Manifests(image)
+	out := make([]*unstructured.Unstructured, 0, len(objs))
+	for _, o := range objs {
+		m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(o)
+		if err != nil {
+			return nil, fmt.Errorf("convert %T %s: %w", o, o.GetName(), err)
+		}
+		delete(m, "status")
+		unstructured.RemoveNestedField(m, "metadata", "creationTimestamp")
+		unstructured.RemoveNestedField(m, "spec", "template", "metadata", "creationTimestamp")
+		out = append(out, &unstructured.Unstructured{Object: m})
+	}
+	return out, nil
+}
+
 // YAML is Manifests as one multi-document YAML stream.
 func YAML(image string) ([]byte, error) {
 	var buf bytes.Buffer
-	for i, o := range Manifests(image) {
-		b, err := yaml.Marshal(o)
+	objs, err := Objects(image)
+	if err != nil {
+		return nil, err
+	}
+	for i, o := range objs {
+		b, err := yaml.Marshal(o.Object)
 		if err != nil {
-			return nil, fmt.Errorf("marshal %T %s: %w", o, o.GetName(), err)
+			return nil, fmt.Errorf("marshal %s %s: %w", o.GetKind(), o.GetName(), err)
 		}
 		if i > 0 {
 			buf.WriteString("---\n")

@@ -166,6 +166,30 @@ func TestYAML(t *testing.T) {
 	}
 }
 
+func TestObjects(t *testing.T) {
+	objs, err := Objects(testImage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(objs) != len(Manifests(testImage)) {
+		t.Fatalf("%d objects", len(objs))
+	}
+	for _, u := range objs {
+		if u.GetAPIVersion() == "" || u.GetKind() == "" {
+			t.Errorf("%s: no apiVersion/kind", u.GetName())
+		}
+		if _, ok := u.Object["status"]; ok {
+			t.Errorf("%s %s carries a status", u.GetKind(), u.GetName())
+		}
+		if u.GetKind() == "Deployment" {
+			img, _, _ := unstructured.NestedSlice(u.Object, "spec", "template", "spec", "containers")
+			if img[0].(map[string]any)["image"] != testImage {
+				t.Errorf("image %v", img[0])
+			}
+		}
+	}
+}
+
 func TestImageName(t *testing.T) {
 	if got := ImageName("0123456789abcdef0123"); got != "capilab.local/certissuer:0123456789ab" {
 		t.Errorf("ImageName %s", got)
