@@ -18,6 +18,10 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
+// MainPackage is the issuer binary's main package in this repository
+// (a modbuild Program with an empty Module builds it).
+const MainPackage = "./images/certissuer"
+
 // Names of the installed objects.
 const (
 	Namespace      = "capilab-certissuer"

@@ -101,7 +101,7 @@ func prepare(ctx context.Context) (suite, func(), error) {
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	b := &modbuild.Builder{CacheDir: cache, RepoRoot: root, Log: log}
 	start := time.Now()
-	bin, err := b.Build(ctx, modbuild.Program{Name: "certissuer", Package: "./images/certissuer"})
+	bin, err := b.Build(ctx, modbuild.Program{Name: "certissuer", Package: certissuer.MainPackage})
 	if err != nil {
 		cleanup()
 		return s, nil, err
