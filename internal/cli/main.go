@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -66,6 +67,9 @@ func Main(p Process) int {
 	}
 
 	// From here on the work starts: it must not outlive whoever started it.
+	// The parent-death signal is an attribute of one thread, and exec keeps
+	// only the thread that calls it: both must happen on the same thread.
+	runtime.LockOSThread()
 	if err := dieWithParent(ppid); err != nil {
 		fmt.Fprintln(p.Stderr, "capilab:", err)
 		return ExitFailure

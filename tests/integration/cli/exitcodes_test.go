@@ -1,0 +1,148 @@
+//go:build integration
+
+package cli_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/capilab/capilab/tests/devcloudtest"
+)
+
+// ciExample reads README's CI example (between <!-- ci-example:begin -->
+// and <!-- ci-example:end -->): its command lines, comments dropped.
+func ciExample(t *testing.T) []string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("(?s)<!-- ci-example:begin -->\\s*```sh\\n(.*?)```\\s*<!-- ci-example:end -->").FindSubmatch(data)
+	if m == nil {
+		t.Fatal("README.md has no ci-example block")
+	}
+	var lines []string
+	for _, line := range strings.Split(string(m[1]), "\n") {
+		if i := strings.Index(line, "#"); i >= 0 {
+			line = line[:i]
+		}
+		if line = strings.TrimSpace(line); line != "" {
+			lines = append(lines, line)
+		}
+	}
+	return lines
+}
+
+// TestExitCodesAsDocumented runs README's CI example exactly as written
+// and the three documented ways to run a target, for each outcome: the
+// target's own code 0/1/2/3 through bin/mage; make's 0 or 2 with the
+// target's code in its "Error N" line; go run's 0 or 1 with "exit status N".
+func TestExitCodesAsDocumented(t *testing.T) {
+	leaky := newLab(t, "exit")
+	t.Cleanup(func() { revokeLab(t, leaky.prefix) })
+	if r := leaky.run("bin/mage appcred:create CLUSTER=leaky"); r.code != 0 {
+		t.Fatalf("setup: %s", r)
+	}
+	clean := newLab(t, "exit")
+
+	// README's CI example, line by line as a CI job runs it; the last line's code counts.
+	example := ciExample(t)
+	if len(example) < 2 || example[0] != "make bin/mage" {
+		t.Fatalf("README's CI example is %q; this test expects it to build bin/mage first", example)
+	}
+	for _, tc := range []struct {
+		name string
+		l    *lab
+		env  []string
+		want int
+	}{
+		{"no leaks", clean, nil, 0},
+		{"a leak: the credential of cluster leaky", leaky, nil, 3},
+		{"bad settings", clean, []string{"CLUSTERS=Bad_1"}, 2},
+		{"the check fails: Keystone rejects the login", clean, []string{"OS_CLIENT_CONFIG_FILE=" + rejectedCloud(t)}, 1},
+	} {
+		t.Run("ci example/"+tc.name, func(t *testing.T) {
+			tc.l.t = t
+			var last result
+			for i, line := range example {
+				last = tc.l.run(line, tc.env...)
+				if i < len(example)-1 && last.code != 0 {
+					t.Fatalf("%s failed before the last line:\n%s", line, last)
+				}
+			}
+			if last.code != tc.want {
+				t.Errorf("%s: exit %d, README says %d", example[len(example)-1], last.code, tc.want)
+			}
+		})
+	}
+
+	// The documented table, one row per command, for each target outcome.
+	for _, tc := range []struct {
+		name   string
+		l      *lab
+		target string // Mage target; make name in makeName
+		make   string
+		env    []string
+		code   int // the target's own
+	}{
+		{"success", clean, "clean:check", "leakcheck", nil, 0},
+		{"target failed", clean, "mgmt:create", "create", nil, 1},
+		{"bad settings", clean, "clean:check", "leakcheck", []string{"CLUSTERS=Bad_1"}, 2},
+		{"owned resources remain", leaky, "clean:check", "leakcheck", nil, 3},
+	} {
+		t.Run("table/"+tc.name, func(t *testing.T) {
+			tc.l.t = t
+			r := tc.l.run("bin/mage "+tc.target, tc.env...)
+			if r.code != tc.code {
+				t.Errorf("bin/mage %s: exit %d, want the target's own %d", tc.target, r.code, tc.code)
+			}
+			r = tc.l.run("make "+tc.make, tc.env...)
+			wantMake, wantGo := 0, 0
+			if tc.code != 0 {
+				wantMake, wantGo = 2, 1
+				if !strings.Contains(r.stderr, "] Error "+itoa(tc.code)) {
+					t.Errorf("make %s: its Error line does not show the target's code %d:\n%s", tc.make, tc.code, r.stderr)
+				}
+			}
+			if r.code != wantMake {
+				t.Errorf("make %s: exit %d, README says %d", tc.make, r.code, wantMake)
+			}
+			r = tc.l.run("go run mage.go "+tc.target, tc.env...)
+			if r.code != wantGo {
+				t.Errorf("go run mage.go %s: exit %d, README says %d", tc.target, r.code, wantGo)
+			}
+			if tc.code != 0 && !strings.Contains(r.stderr, "exit status "+itoa(tc.code)) {
+				t.Errorf("go run mage.go %s: it does not print exit status %d:\n%s", tc.target, tc.code, r.stderr)
+			}
+		})
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+// rejectedCloud writes a clouds.yaml whose devcloud-member is devcloud's
+// Keystone with a wrong password: the check fails (Keystone answers 401).
+func rejectedCloud(t *testing.T) string {
+	t.Helper()
+	auth, _ := devcloudtest.Member().Entry(t)["auth"].(map[string]any)
+	p := filepath.Join(t.TempDir(), "clouds.yaml")
+	err := os.WriteFile(p, []byte(fmt.Sprintf(`clouds:
+  devcloud-member:
+    auth:
+      auth_url: %v
+      username: %v
+      password: not-the-password
+      project_name: %v
+      user_domain_name: %v
+      project_domain_name: %v
+`, auth["auth_url"], auth["username"], auth["project_name"], auth["user_domain_name"], auth["project_domain_name"])), 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
