@@ -12,6 +12,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/capilab/capilab/internal/cloud"
 	"github.com/capilab/capilab/internal/logging"
 	"github.com/capilab/capilab/internal/state"
 )
@@ -414,6 +415,75 @@ func TestDelete(t *testing.T) {
 	}
 }
 
+// TestRevokingDropsCachedTokensAndKeepsStateTrue: Delete (and a revoke
+// elsewhere, ForgetRevoked) removes the credential's cached tokens, its
+// entries and the cluster record it made, and nothing of other credentials.
+func TestRevokingDropsCachedTokensAndKeepsStateTrue(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	tokens := filepath.Join(string(e.m.State), "tokens")
+	e.m.TokenCache = tokens
+	e.m.Endpoint.CACert = "" // the written entries are used to log in here
+	for _, c := range []string{"", "alpha", "beta", "gamma"} {
+		if _, err := e.m.Ensure(ctx, "lab1", c, Options{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Runs that used each credential cached a token for it.
+	for _, name := range []string{"lab1", "lab1-alpha", "lab1-beta", "lab1-gamma"} {
+		if _, err := cloud.Connect(ctx, cloud.Options{Cloud: name, CloudsFile: e.m.State.CloudsFile(), Secrets: e.secrets, TokenCache: tokens}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := func() int {
+		entries, _ := os.ReadDir(tokens)
+		return len(entries)
+	}
+	if count() != 4 {
+		t.Fatalf("%d cached tokens, want 4", count())
+	}
+	// gamma's record holds more than the credential's files: it stays.
+	if err := os.WriteFile(filepath.Join(e.m.State.ClusterDir("gamma"), "kubeconfig"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []string{"alpha", "gamma"} {
+		if _, err := e.m.Delete(ctx, "lab1", c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if count() != 2 {
+		t.Errorf("%d cached tokens after revoking two credentials, want 2", count())
+	}
+	if _, err := os.Stat(e.m.State.ClusterDir("alpha")); !os.IsNotExist(err) {
+		t.Errorf("alpha's record is left after its credential was deleted (%v): it would go on proving alpha a lab cluster", err)
+	}
+	if _, err := os.Stat(filepath.Join(e.m.State.ClusterDir("gamma"), "kubeconfig")); err != nil {
+		t.Errorf("gamma's record with its kubeconfig is gone: %v", err)
+	}
+	// beta revoked by fullclean: its entries, token and record go; the lab's stay.
+	beta := e.ks.byName("lab1-beta-appcred")[0]["id"].(string)
+	e.ks.mu.Lock()
+	delete(e.ks.creds, beta)
+	e.ks.mu.Unlock()
+	if err := ForgetRevoked(e.m.State, tokens, "lab1", "beta", beta); err != nil {
+		t.Fatal(err)
+	}
+	if entry(t, e.m, "lab1-beta") != nil || count() != 1 {
+		t.Errorf("after ForgetRevoked(beta): entry %v, %d cached tokens (want none and 1)", entry(t, e.m, "lab1-beta"), count())
+	}
+	if _, err := os.Stat(e.m.State.ClusterDir("beta")); !os.IsNotExist(err) {
+		t.Errorf("beta's record is left: %v", err)
+	}
+	if entry(t, e.m, "lab1") == nil {
+		t.Error("the lab's entry is gone")
+	}
+	// An entry that names another credential ID is not touched.
+	lab := entry(t, e.m, "lab1")
+	if err := ForgetRevoked(e.m.State, tokens, "lab1", "", "some-other-id"); err != nil || entry(t, e.m, "lab1") == nil || count() != 1 {
+		t.Errorf("ForgetRevoked of another ID changed the lab's entry %v or tokens: %v", lab, err)
+	}
+}
+
 func TestList(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
@@ -450,6 +520,13 @@ func TestList(t *testing.T) {
 		{"capi-alpha-appcred", "alpha", true, false},
 		{"capi-appcred", "", true, true},
 		{"capi-beta-appcred", "beta", false, true},
+	}
+	// A cluster whose record is gone still has its entry listed.
+	if err := os.RemoveAll(e.m.State.ClusterDir("alpha")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err = e.m.List(ctx, "capi"); err != nil || len(got) != len(want) {
+		t.Fatalf("List without alpha's record: %+v, %v", got, err)
 	}
 	if len(rows) != len(want) {
 		t.Fatalf("List = %+v, want %+v", rows, want)

@@ -243,12 +243,16 @@ func (f *fakeKeystone) token(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	appCred := ""
+	if id := body.Auth.Identity.AC.ID; id != "" {
+		appCred = fmt.Sprintf(`"application_credential":{"id":%q,"restricted":true},`, id)
+	}
 	w.Header().Set("X-Subject-Token", "token-0123456789")
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusCreated)
-	fmt.Fprintf(w, `{"token":{"expires_at":"2099-01-01T00:00:00.000000Z","user":{"id":%q,"name":"u"},"project":{"id":%q,"name":"p"},
+	fmt.Fprintf(w, `{"token":{%s"expires_at":"2099-01-01T00:00:00.000000Z","user":{"id":%q,"name":"u"},"project":{"id":%q,"name":"p"},
 		"catalog":[{"type":"identity","name":"keystone","endpoints":[{"interface":"public","region":"RegionOne","region_id":"RegionOne","url":%q}]}]}}`,
-		userID, projectID, f.authURL())
+		appCred, userID, projectID, f.authURL())
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -41,9 +41,19 @@ type LoadBalancer struct {
 // openstacksdk and gophercloud ignore the key.
 const ProjectKey = "capilab_project_id"
 
+// LabKey and ClusterKey are top-level keys of a clouds.yaml entry that name
+// the lab and cluster whose credential it holds (clients ignore them), so
+// the state's entries of a lab can be found without guessing from names
+// (prefix "capi" + cluster "foo-bar" and "capi-foo" + "bar" give the same).
+const (
+	LabKey     = "capilab_lab"
+	ClusterKey = "capilab_cluster"
+)
+
 // stored is what the state's clouds.yaml says about one credential.
 type stored struct {
 	ID, Secret, ProjectID string
+	Lab, Cluster          string // LabKey, ClusterKey ("" in entries written before they existed)
 }
 
 // cloudsDoc is the state's clouds.yaml; entries capilab did not write are
@@ -81,6 +91,8 @@ func (d cloudsDoc) get(name string) (stored, bool) {
 	s.ID, _ = auth["application_credential_id"].(string)
 	s.Secret, _ = auth["application_credential_secret"].(string)
 	s.ProjectID, _ = e[ProjectKey].(string)
+	s.Lab, _ = e[LabKey].(string)
+	s.Cluster, _ = e[ClusterKey].(string)
 	return s, s.ID != "" && s.Secret != ""
 }
 
@@ -93,7 +105,7 @@ func (d cloudsDoc) write(path string) error {
 }
 
 // cloudsEntry is the clouds.yaml entry of a credential.
-func cloudsEntry(ep Endpoint, id, secret, projectID string) map[string]any {
+func cloudsEntry(ep Endpoint, prefix, cluster, id, secret, projectID string) map[string]any {
 	e := map[string]any{
 		"auth_type": "v3applicationcredential",
 		"auth": map[string]any{
@@ -112,6 +124,10 @@ func cloudsEntry(ep Endpoint, id, secret, projectID string) map[string]any {
 	}
 	if ep.CACert != "" {
 		e["cacert"] = ep.CACert
+	}
+	e[LabKey] = prefix
+	if cluster != "" {
+		e[ClusterKey] = cluster
 	}
 	return e
 }

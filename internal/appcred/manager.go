@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/gophercloud/gophercloud/v2"
@@ -61,6 +62,9 @@ type Manager struct {
 	Log      *slog.Logger
 	// RetryDelay is the first backoff between create attempts (default 1s).
 	RetryDelay time.Duration
+	// TokenCache is the lab's token cache (cloud.Options.TokenCache): the
+	// cached tokens of a credential are dropped when it is revoked.
+	TokenCache string
 }
 
 // Options of one Ensure.
@@ -85,6 +89,7 @@ type Credential struct {
 	Name         string
 	ID           string
 	ProjectID    string
+	Prefix       string // the lab's
 	Cluster      string // "" for the lab's
 	Unrestricted bool
 	ExpiresAt    time.Time // zero: never
@@ -179,7 +184,7 @@ func expiresText(t time.Time) string {
 
 func (m *Manager) credential(ac applicationcredentials.ApplicationCredential, prefix, cluster string, action Action) Credential {
 	c := Credential{
-		Name: ac.Name, ID: ac.ID, ProjectID: firstOf(ac.ProjectID, m.Keystone.ProjectID), Cluster: cluster,
+		Name: ac.Name, ID: ac.ID, ProjectID: firstOf(ac.ProjectID, m.Keystone.ProjectID), Prefix: prefix, Cluster: cluster,
 		Unrestricted: ac.Unrestricted, ExpiresAt: ac.ExpiresAt, CloudName: CloudName(prefix, cluster),
 		CloudsFile: m.State.CloudsFile(), Action: action,
 	}
@@ -192,7 +197,7 @@ func (m *Manager) credential(ac applicationcredentials.ApplicationCredential, pr
 // writeFiles writes the clouds.yaml entry and, for a cluster, its cloud.conf
 // and cluster record. Unchanged files are not rewritten.
 func (m *Manager) writeFiles(doc cloudsDoc, c Credential, secret string, opts Options) error {
-	entry := cloudsEntry(m.Endpoint, c.ID, secret, c.ProjectID)
+	entry := cloudsEntry(m.Endpoint, c.Prefix, c.Cluster, c.ID, secret, c.ProjectID)
 	if !equalYAML(doc.Clouds[c.CloudName], entry) {
 		doc.Clouds[c.CloudName] = entry
 		if err := doc.write(c.CloudsFile); err != nil {
@@ -272,11 +277,15 @@ func (m *Manager) list(ctx context.Context, name string) ([]applicationcredentia
 	return all, nil
 }
 
-// revoke deletes a credential by ID; one that is gone already counts.
+// revoke deletes a credential by ID (one that is gone already counts) and
+// drops its cached tokens.
 func (m *Manager) revoke(ctx context.Context, name, id string) error {
 	err := applicationcredentials.Delete(ctx, m.Keystone.Client, m.Keystone.UserID, id).ExtractErr()
 	if err != nil && !cloud.IsNotFound(err) {
 		return m.errorf(name, id, "revoking it: %w", err)
+	}
+	if _, err := cloud.DropTokens(m.TokenCache, id); err != nil {
+		return m.errorf(name, id, "revoked, but its cached tokens are left: %w", err)
 	}
 	return nil
 }
@@ -408,10 +417,51 @@ func (m *Manager) Delete(ctx context.Context, prefix, cluster string) (Deleted, 
 		case !errors.Is(err, os.ErrNotExist):
 			return d, fmt.Errorf("state %s: %w", m.State, err)
 		}
+		// The cluster record was made with the credential: an empty one
+		// would go on "proving" a cluster that nothing else records.
+		if err := m.State.ForgetClusterIfEmpty(cluster); err != nil {
+			return d, err
+		}
 	}
 	d.NotFound = !d.Existed && !d.Local
 	return d, nil
 }
+
+// ForgetRevoked removes what the state holds of a credential that was
+// revoked elsewhere (fullclean): its clouds.yaml entry and cloud.conf —
+// only where they still name that credential ID — its cached tokens, and
+// the cluster's record when nothing else is left in it.
+func ForgetRevoked(st state.Dir, tokenCache, prefix, cluster, id string) error {
+	unlock, err := lockState(context.Background(), logging.Discard(), st)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if _, err := cloud.DropTokens(tokenCache, id); err != nil {
+		return err
+	}
+	doc, err := readClouds(st.CloudsFile())
+	if err != nil {
+		return fmt.Errorf("state %s: %w", st, err)
+	}
+	name := CloudName(prefix, cluster)
+	if e, _ := doc.get(name); e.ID == id {
+		delete(doc.Clouds, name)
+		if err := doc.write(st.CloudsFile()); err != nil {
+			return fmt.Errorf("state %s: %w", st, err)
+		}
+	}
+	if cluster == "" {
+		return nil
+	}
+	if data, err := os.ReadFile(st.CloudConf(cluster)); err == nil && strings.Contains(string(data), "application-credential-id="+quote(id)+"\n") {
+		if err := os.Remove(st.CloudConf(cluster)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("state %s: %w", st, err)
+		}
+	}
+	return st.ForgetClusterIfEmpty(cluster)
+}
+
 
 // Listed is one credential of the lab.
 type Listed struct {
@@ -447,16 +497,29 @@ func (m *Manager) List(ctx context.Context, prefix string) ([]Listed, error) {
 		out = append(out, Listed{Name: ac.Name, ID: ac.ID, Cluster: c, Unrestricted: ac.Unrestricted, ExpiresAt: ac.ExpiresAt,
 			SecretKnown: have && local.ID == ac.ID, InKeystone: true})
 	}
+	// Local entries whose credential Keystone does not have: those marked as
+	// this lab's, and (entries written before the marks) the lab's and its
+	// recorded clusters' by name.
 	clusters, err := m.State.Clusters()
 	if err != nil {
 		return nil, err
 	}
-	for _, c := range append([]string{""}, clusters...) {
-		cn := CloudName(prefix, c)
-		if local, have := doc.get(cn); have && !seen[cn] {
-			m.Secrets.Add(local.Secret)
-			out = append(out, Listed{Name: Name(prefix, c), ID: local.ID, Cluster: c, SecretKnown: true})
+	local := map[string]string{CloudName(prefix, ""): ""} // entry → cluster
+	for _, c := range clusters {
+		local[CloudName(prefix, c)] = c
+	}
+	for name := range doc.Clouds {
+		if e, _ := doc.get(name); e.Lab == prefix && name == CloudName(prefix, e.Cluster) {
+			local[name] = e.Cluster
 		}
+	}
+	for name, c := range local {
+		e, have := doc.get(name)
+		if !have || seen[name] || (e.Lab != "" && (e.Lab != prefix || e.Cluster != c)) {
+			continue
+		}
+		m.Secrets.Add(e.Secret)
+		out = append(out, Listed{Name: Name(prefix, c), ID: e.ID, Cluster: c, SecretKnown: true})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil

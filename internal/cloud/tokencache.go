@@ -153,3 +153,57 @@ func connectCached(ctx context.Context, provider *gophercloud.ProviderClient, ao
 	}
 	return true, nil
 }
+
+// DropTokens removes from the cache in dir every token issued for the
+// application credential id: once the credential is revoked, its tokens
+// are dead (Keystone revokes them with it), and a cached one would make a
+// later run believe it can still authenticate. It returns how many it
+// removed; a missing directory holds none.
+func DropTokens(dir, appCredID string) (int, error) {
+	if dir == "" || appCredID == "" {
+		return 0, nil
+	}
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("token cache %s: %w", dir, err)
+	}
+	n := 0
+	for _, e := range entries {
+		if e.IsDir() || filepath.Ext(e.Name()) != ".json" {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		data, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		var c cachedToken
+		if json.Unmarshal(data, &c) != nil || tokenAppCredID(c.Body) != appCredID {
+			continue
+		}
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return n, fmt.Errorf("token cache %s: %w", dir, err)
+		}
+		n++
+	}
+	return n, nil
+}
+
+// tokenAppCredID reads the application credential a Keystone token was
+// issued for (token.application_credential.id), "" for any other token.
+func tokenAppCredID(body json.RawMessage) string {
+	var b struct {
+		Token struct {
+			AppCred struct {
+				ID string `json:"id"`
+			} `json:"application_credential"`
+		} `json:"token"`
+	}
+	if json.Unmarshal(body, &b) != nil {
+		return ""
+	}
+	return b.Token.AppCred.ID
+}

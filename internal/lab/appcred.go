@@ -34,7 +34,7 @@ func (r *Run) AppcredManager(ctx context.Context) (*appcred.Manager, *cloud.Clou
 		Interface: string(c.Endpoint.Availability),
 		CACert:    r.sourceCACert(),
 	}
-	return &appcred.Manager{Keystone: k, Endpoint: ep, State: r.State(), Secrets: r.Secrets, Log: r.Log}, c, nil
+	return &appcred.Manager{Keystone: k, Endpoint: ep, State: r.State(), Secrets: r.Secrets, Log: r.Log, TokenCache: r.cloudOptions().TokenCache}, c, nil
 }
 
 // sourceCACert is the CA bundle the source cloud is reached with (OS_CACERT
@@ -210,14 +210,23 @@ func AppcredList(ctx context.Context, r *Run) error {
 	tw := tabwriter.NewWriter(r.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tID\tCLUSTER\tUNRESTRICTED\tEXPIRES\tSECRET KNOWN\tIN KEYSTONE")
 	for _, l := range all {
-		cluster, expires := l.Cluster, "never"
+		cluster, unrestricted, expires, inKeystone := l.Cluster, fmt.Sprint(l.Unrestricted), "never", "yes"
 		if cluster == "" {
 			cluster = "(lab)"
 		}
 		if !l.ExpiresAt.IsZero() {
 			expires = l.ExpiresAt.UTC().Format(time.RFC3339)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\t%v\t%v\n", l.Name, l.ID, cluster, l.Unrestricted, expires, l.SecretKnown, l.InKeystone)
+		secret := "yes"
+		if !l.SecretKnown {
+			secret = "no (it will be rotated)"
+		}
+		if !l.InKeystone {
+			// Only the local entry is left: Keystone's facts are unknown.
+			unrestricted, expires, inKeystone = "-", "-", "no (revoked or deleted; make appcred-delete removes the entry)"
+			secret = "yes (useless)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", l.Name, l.ID, cluster, unrestricted, expires, secret, inKeystone)
 	}
 	return tw.Flush()
 }

@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/capilab/capilab/internal/appcred"
 	"github.com/capilab/capilab/internal/cleanup"
 	"github.com/capilab/capilab/internal/cloud"
 	"github.com/capilab/capilab/internal/state"
@@ -79,6 +81,9 @@ func CleanFull(ctx context.Context, r *Run) error {
 		return err
 	}
 	rep, err := cleanup.Clean(ctx, backend, opts)
+	if ferr := r.forgetRevoked(rep); ferr != nil {
+		err = errors.Join(err, ferr)
+	}
 	if rep != nil {
 		rep.APICalls, rep.HTTPRetries = c.Stats.Requests(), c.Stats.Retries()
 		name := "fullclean-report.json"
@@ -122,6 +127,24 @@ func CleanFull(ctx context.Context, r *Run) error {
 		}
 		if err := r.State().ForgetCluster(cl.Name); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// forgetRevoked keeps the state true after fullclean revoked credentials:
+// their clouds.yaml entries, cloud.conf, cached tokens and (then empty)
+// cluster records go, as appcred:delete removes them.
+func (r *Run) forgetRevoked(rep *cleanup.Report) error {
+	if rep == nil || rep.Result == nil {
+		return nil
+	}
+	for _, s := range rep.Result.Steps {
+		if s.Type != cleanup.AppCred || s.Outcome != cleanup.OutcomeDeleted {
+			continue
+		}
+		if err := appcred.ForgetRevoked(r.State(), r.cloudOptions().TokenCache, r.Settings.Prefix, s.Cluster, s.ID); err != nil {
+			return fmt.Errorf("application credential %s was revoked, but its local entries are left: %w", s.Name, err)
 		}
 	}
 	return nil

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"syscall"
 )
 
 // Dir is the root of a lab's state.
@@ -46,6 +47,19 @@ func (d Dir) ForgetCluster(cluster string) error {
 		return fmt.Errorf("state %s: forgetting cluster %s: %w", d, cluster, err)
 	}
 	return nil
+}
+
+// ForgetClusterIfEmpty removes a cluster's record when nothing is left in
+// it; a record that still holds files (a kubeconfig) is kept.
+func (d Dir) ForgetClusterIfEmpty(cluster string) error {
+	err := os.Remove(d.ClusterDir(cluster)) // fails on a non-empty directory
+	switch {
+	case err == nil, errors.Is(err, fs.ErrNotExist):
+		return nil
+	case errors.Is(err, syscall.ENOTEMPTY), errors.Is(err, syscall.EEXIST):
+		return nil
+	}
+	return fmt.Errorf("state %s: forgetting cluster %s: %w", d, cluster, err)
 }
 
 // Clusters lists the clusters the state records, sorted.
