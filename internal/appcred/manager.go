@@ -462,7 +462,6 @@ func ForgetRevoked(st state.Dir, tokenCache, prefix, cluster, id string) error {
 	return st.ForgetClusterIfEmpty(cluster)
 }
 
-
 // Listed is one credential of the lab.
 type Listed struct {
 	Name         string
