@@ -217,7 +217,8 @@ func MgmtCreate(ctx context.Context, r *Run) error {
 	if r.Settings.ControllerCount == 0 {
 		return nil
 	}
-	return fmt.Errorf("the management cluster %s is ready, but creating the first workload cluster (%s) is not implemented yet; set CONTROLLER_COUNT=0 to create only the management cluster", m.Name, r.Settings.Cluster)
+	fmt.Fprintf(r.Stdout, "creating the first workload cluster %s (CONTROLLER_COUNT=0 skips it)\n", r.Settings.Cluster)
+	return ClusterCreate(ctx, r)
 }
 
 func badEnvironment(err error) error {
