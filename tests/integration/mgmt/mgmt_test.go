@@ -9,10 +9,8 @@
 package mgmt_test
 
 import (
-	"bytes"
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -36,72 +34,27 @@ import (
 
 const labCloud = "devcloud-lab"
 
-type lab struct {
-	t         *testing.T
-	repo      string
-	prefix    string
-	state     string
-	artifacts string
-}
-
-func repoRoot(t *testing.T) string {
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for ; dir != "/"; dir = filepath.Dir(dir) {
-		if _, err := os.Stat(filepath.Join(dir, "mage.go")); err == nil {
-			return dir
-		}
-	}
-	t.Fatal("repository root not found")
-	return ""
-}
-
-// make runs `make <target> VAR=value…` in the repository, as README
-// documents it, and returns its output and exit code.
-func (l *lab) make(ctx context.Context, target string, vars ...string) (string, int, time.Duration) {
-	l.t.Helper()
-	args := append([]string{"-C", l.repo, target, "OS_CLOUD=" + labCloud, "PREFIX=" + l.prefix, "STATE_DIR=" + l.state,
-		"ARTIFACTS_DIR=" + l.artifacts, "PROVIDER_SOURCE=local"}, vars...)
-	var out bytes.Buffer
-	cmd := exec.CommandContext(ctx, "make", args...)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	start := time.Now()
-	err := cmd.Run()
-	elapsed := time.Since(start)
-	code := 0
-	if err != nil {
-		code = -1
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		}
-	}
-	l.t.Logf("make %s (%s, exit %d):\n%s", strings.Join(args[2:], " "), elapsed.Round(100*time.Millisecond), code, out.String())
-	return out.String(), code, elapsed
-}
-
 func TestManagementCluster(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 75*time.Minute)
 	defer cancel()
-	l := &lab{t: t, repo: repoRoot(t), prefix: devcloudtest.Name(t, "mg"), state: t.TempDir(), artifacts: filepath.Join(repoRoot(t), "artifacts", "integration-mgmt")}
-	mgmtName := l.prefix + "-mgmt"
+	l := devcloudtest.NewLab(t, "mg", "integration-mgmt", "OS_CLOUD="+labCloud, "PROVIDER_SOURCE=local")
+	mgmtName := l.Prefix + "-mgmt"
 	t.Cleanup(func() {
 		cctx, ccancel := context.WithTimeout(context.Background(), 15*time.Minute)
 		defer ccancel()
-		if _, code, _ := l.make(cctx, "clean"); code != 0 {
+		if _, code, _ := l.Make(cctx, "clean"); code != 0 {
 			t.Errorf("cleanup: make clean exit %d", code)
 		}
-		l.make(cctx, "fullclean")
+		l.Make(cctx, "fullclean")
 	})
 
 	// 1. make create: kind, images built from modules, clusterctl init.
-	out, code, cold := l.make(ctx, "create", "CONTROLLER_COUNT=0")
+	out, code, cold := l.Make(ctx, "create", "CONTROLLER_COUNT=0")
 	if code != 0 {
 		t.Fatalf("make create: exit %d", code)
 	}
 	t.Logf("first make create: %s", cold)
-	kubeconfig := filepath.Join(l.state, "mgmt", "kubeconfig")
+	kubeconfig := filepath.Join(l.State, "mgmt", "kubeconfig")
 	if st, err := os.Stat(kubeconfig); err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("kubeconfig %s: %v (mode %v), want 0600", kubeconfig, err, st.Mode().Perm())
 	}
@@ -138,14 +91,14 @@ func TestManagementCluster(t *testing.T) {
 
 	// 3. A real OpenStackCluster through the management cluster, with the
 	// lab's credential, becomes Ready; its resources exist in devcloud.
-	name := "probe" + l.prefix[len(l.prefix)-4:]
-	cluster, infra := probeCluster(name, l.prefix)
+	name := "probe" + l.Prefix[len(l.Prefix)-4:]
+	cluster, infra := probeCluster(name, l.Prefix)
 	if err := c.Apply(ctx, infra, cluster); err != nil {
 		t.Fatal(err)
 	}
 	// Record the cluster as the lab's, as make create_cluster does, so the
 	// leak check below knows it.
-	if err := os.MkdirAll(filepath.Join(l.state, "clusters", name), 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Join(l.State, "clusters", name), 0o700); err != nil {
 		t.Fatal(err)
 	}
 	osc := schema.GroupVersionKind{Group: "infrastructure.cluster.x-k8s.io", Version: "v1beta1", Kind: "OpenStackCluster"}
@@ -165,19 +118,19 @@ func TestManagementCluster(t *testing.T) {
 	if err := c.Gone(ctx, kube.Wait{Name: "t", What: "the probe Cluster to be deleted", Timeout: 10 * time.Minute}, cluster); err != nil {
 		t.Fatal(err)
 	}
-	if _, code, _ := l.make(ctx, "leakcheck", "CLUSTERS="+name, "NAMESPACE="+kindNamespace); code != 0 {
+	if _, code, _ := l.Make(ctx, "leakcheck", "CLUSTERS="+name, "NAMESPACE="+kindNamespace); code != 0 {
 		t.Errorf("make leakcheck after deleting the probe cluster: exit %d, want 0", code)
 	}
 
 	// 5. A second make create changes nothing.
-	out, code, warm := l.make(ctx, "create", "CONTROLLER_COUNT=0")
+	out, code, warm := l.Make(ctx, "create", "CONTROLLER_COUNT=0")
 	if code != 0 || !strings.Contains(out, "nothing to do") {
 		t.Errorf("second make create: exit %d, want 0 and 'nothing to do'", code)
 	}
 	t.Logf("second make create: %s (first: %s)", warm, cold)
 
 	// 6. make clean leaves no kind container.
-	if _, code, _ := l.make(ctx, "clean"); code != 0 {
+	if _, code, _ := l.Make(ctx, "clean"); code != 0 {
 		t.Fatalf("make clean: exit %d", code)
 	}
 	left, err := kindcluster.Containers(ctx, mgmtName)

@@ -1,0 +1,70 @@
+package devcloudtest
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Lab runs make targets of one lab (its own PREFIX, state and artifacts
+// directories) in the repository, exactly as README documents them.
+type Lab struct {
+	T         testing.TB
+	Repo      string
+	Prefix    string
+	State     string
+	Artifacts string
+	// Vars are passed to every make call (OS_CLOUD=…, PROVIDER_SOURCE=…).
+	Vars []string
+}
+
+// NewLab makes a lab with a unique prefix (kind) and fresh directories;
+// artifacts go under the repository's artifacts/<dir>.
+func NewLab(t testing.TB, kind, artifactsDir string, vars ...string) *Lab {
+	repo := RepoRoot(t)
+	return &Lab{T: t, Repo: repo, Prefix: Name(t, kind), State: t.TempDir(),
+		Artifacts: filepath.Join(repo, "artifacts", artifactsDir), Vars: vars}
+}
+
+// RepoRoot is the repository (the directory holding mage.go).
+func RepoRoot(t testing.TB) string {
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ; dir != "/"; dir = filepath.Dir(dir) {
+		if _, err := os.Stat(filepath.Join(dir, "mage.go")); err == nil {
+			return dir
+		}
+	}
+	t.Fatal("repository root not found")
+	return ""
+}
+
+// Make runs `make <target> VAR=value…` and returns its combined output, its
+// exit code and how long it took; the output goes to the test log.
+func (l *Lab) Make(ctx context.Context, target string, vars ...string) (string, int, time.Duration) {
+	l.T.Helper()
+	args := append([]string{"-C", l.Repo, target, "PREFIX=" + l.Prefix, "STATE_DIR=" + l.State, "ARTIFACTS_DIR=" + l.Artifacts}, l.Vars...)
+	args = append(args, vars...)
+	var out bytes.Buffer
+	cmd := exec.CommandContext(ctx, "make", args...)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	start := time.Now()
+	err := cmd.Run()
+	elapsed := time.Since(start)
+	code := 0
+	if err != nil {
+		code = -1
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+	}
+	l.T.Logf("make %s (%s, exit %d):\n%s", strings.Join(args[2:], " "), elapsed.Round(100*time.Millisecond), code, out.String())
+	return out.String(), code, elapsed
+}
