@@ -129,7 +129,7 @@ clean: bin/mage
 fullclean: bin/mage
 	$(MAGE) clean:full
 
-## leakcheck: List owned OpenStack resources that still exist; fail if there are any.
+## leakcheck: List leaks — owned OpenStack resources that outlive their cluster — and fail if there are any (LEAK_SCOPE=lab: everything the lab owns).
 leakcheck: bin/mage
 	$(MAGE) clean:check
 

@@ -17,5 +17,5 @@ func (Clean) All(ctx context.Context) error { return run(ctx, "clean:all") }
 // Full deletes every leaked OpenStack resource of the lab, in dependency order, and verifies.
 func (Clean) Full(ctx context.Context) error { return run(ctx, "clean:full") }
 
-// Check lists owned OpenStack resources that still exist and fails if there are any.
+// Check lists leaks (owned OpenStack resources that outlive their cluster) and fails if there are any; LEAK_SCOPE=lab counts everything the lab owns.
 func (Clean) Check(ctx context.Context) error { return run(ctx, "clean:check") }

@@ -155,7 +155,7 @@ func TestEnsureLabCredential(t *testing.T) {
 		t.Fatalf("credential %+v", cred)
 	}
 	got := e.ks.byName("lab1-appcred")
-	if len(got) != 1 || got[0]["description"] != "capilab lab=lab1" || got[0]["unrestricted"] != true {
+	if len(got) != 1 || !strings.HasPrefix(got[0]["description"].(string), "capilab lab=lab1 created=") || got[0]["unrestricted"] != true {
 		t.Fatalf("keystone has %v", got)
 	}
 	ent := entry(t, e.m, "lab1")
@@ -196,8 +196,12 @@ func TestEnsureClusterCredential(t *testing.T) {
 	if d := cred.ExpiresAt.Sub(before); d < 47*time.Hour || d > 49*time.Hour {
 		t.Fatalf("expires at %v, want about 48h from now", cred.ExpiresAt)
 	}
-	if got := e.ks.byName("lab1-alpha-appcred"); len(got) != 1 || got[0]["description"] != "capilab lab=lab1 cluster=alpha" || got[0]["unrestricted"] != false {
+	got := e.ks.byName("lab1-alpha-appcred")
+	if len(got) != 1 || !strings.HasPrefix(got[0]["description"].(string), "capilab lab=lab1 cluster=alpha created=") || got[0]["unrestricted"] != false {
 		t.Fatalf("keystone has %v", got)
+	}
+	if at := CreatedAt(got[0]["description"].(string)); at.Before(before.Add(-time.Second)) || at.After(time.Now()) {
+		t.Fatalf("description records creation at %v, want between %v and now", at, before)
 	}
 	conf, err := os.ReadFile(cred.CloudConf)
 	if err != nil {

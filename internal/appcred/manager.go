@@ -302,7 +302,7 @@ func (m *Manager) create(ctx context.Context, prefix, cluster string, opts Optio
 	m.Secrets.Add(secret) // before it is sent anywhere
 	co := applicationcredentials.CreateOpts{
 		Name:         name,
-		Description:  Description(prefix, cluster),
+		Description:  DescriptionAt(prefix, cluster, time.Now()),
 		Unrestricted: cluster == "",
 		Secret:       secret,
 	}

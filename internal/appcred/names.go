@@ -32,6 +32,7 @@ package appcred
 
 import (
 	"strings"
+	"time"
 )
 
 // Name is the Keystone name of the lab's credential (cluster "") or of a
@@ -62,6 +63,34 @@ func Description(prefix, cluster string) string {
 		d += " cluster=" + cluster
 	}
 	return d
+}
+
+// CreatedKey is the description field that records when capilab created a
+// credential (RFC 3339, UTC): Keystone does not report it, and cleaning up
+// by age (older_than) needs it.
+const CreatedKey = "created"
+
+// DescriptionAt is Description with the creation time: what create sends.
+func DescriptionAt(prefix, cluster string, created time.Time) string {
+	return Description(prefix, cluster) + " " + CreatedKey + "=" + created.UTC().Truncate(time.Second).Format(time.RFC3339)
+}
+
+// CreatedAt reads the creation time from a description DescriptionAt
+// wrote; zero when there is none (credentials made before it was recorded,
+// SCS's).
+func CreatedAt(desc string) time.Time {
+	if _, _, ok := ParseDescription(desc); !ok {
+		return time.Time{}
+	}
+	for _, f := range strings.Fields(desc)[1:] {
+		if v, ok := strings.CutPrefix(f, CreatedKey+"="); ok {
+			t, err := time.Parse(time.RFC3339, v)
+			if err == nil {
+				return t
+			}
+		}
+	}
+	return time.Time{}
 }
 
 // ParseDescription reads a description Description wrote. ok is false for

@@ -22,22 +22,43 @@ type Options struct {
 	Log     *slog.Logger
 	// Journal keeps plans across runs (see Journal); nil keeps none.
 	Journal Journal
+	// LeakScope says what Check counts (default ScopeClusters).
+	LeakScope LeakScope
 }
+
+// LeakScope is the question a leak check answers.
+type LeakScope string
+
+const (
+	// ScopeClusters: what outlives its cluster. Every owned resource of a
+	// cluster of the lab counts, except those of clusters alive on the
+	// management cluster; the lab's own resources (its credential, keypair,
+	// management node and network) are the living lab, listed but not
+	// counted. Nightly CI asks this after deleting its clusters.
+	ScopeClusters LeakScope = "clusters"
+	// ScopeLab: everything the lab owns, its own resources included: is the
+	// lab gone?
+	ScopeLab LeakScope = "lab"
+)
 
 // Report is everything a cleanup saw and did, for humans and for CI (JSON).
 type Report struct {
-	Lab        string             `json:"lab"`
-	DryRun     bool               `json:"dry_run"`
-	Clusters   []Cluster          `json:"clusters"`
-	Selected   []string           `json:"selected_clusters,omitempty"`
-	OlderThan  string             `json:"older_than,omitempty"`
-	Discovered int                `json:"discovered"` // resources listed, owned or not
-	Plan       *Plan              `json:"plan"`
-	Result     *ExecResult        `json:"result,omitempty"`
-	Remaining  []Owned            `json:"remaining"`
-	Notes      []string           `json:"notes,omitempty"`
-	Deleted    map[Type]int       `json:"deleted_per_type,omitempty"`
-	Seconds    map[string]float64 `json:"seconds"`
+	Lab        string      `json:"lab"`
+	DryRun     bool        `json:"dry_run"`
+	Clusters   []Cluster   `json:"clusters"`
+	Selected   []string    `json:"selected_clusters,omitempty"`
+	OlderThan  string      `json:"older_than,omitempty"`
+	Discovered int         `json:"discovered"` // resources listed, owned or not
+	Plan       *Plan       `json:"plan"`
+	Result     *ExecResult `json:"result,omitempty"`
+	Remaining  []Owned     `json:"remaining"`
+	// Living are owned resources a leak check does not count (ScopeClusters):
+	// the lab's own and those of clusters alive on the management cluster.
+	Living    []Owned            `json:"living,omitempty"`
+	LeakScope LeakScope          `json:"leak_scope,omitempty"`
+	Notes     []string           `json:"notes,omitempty"`
+	Deleted   map[Type]int       `json:"deleted_per_type,omitempty"`
+	Seconds   map[string]float64 `json:"seconds"`
 	// Filled in by the caller, which owns the HTTP client.
 	APICalls    int64 `json:"api_calls"`
 	HTTPRetries int64 `json:"http_retries"`
@@ -122,27 +143,46 @@ func Clean(ctx context.Context, b Backend, opts Options) (*Report, error) {
 	return rep, nil
 }
 
-// Check is leakcheck: discovery and classification only; Remaining lists
-// every owned resource the filter selects.
+// Check is leakcheck: discovery and classification only. Remaining lists
+// every owned resource the filter selects that the scope counts as a leak;
+// Living the owned ones it does not (see LeakScope). With CLUSTERS the
+// question is what of those clusters exists, alive or not.
 func Check(ctx context.Context, b Backend, opts Options) (*Report, error) {
 	log := opts.Log
 	if log == nil {
 		log = logging.Discard()
 	}
+	if opts.LeakScope == "" {
+		opts.LeakScope = ScopeClusters
+	}
 	rep, _, err := survey(ctx, b, opts, log)
 	if err != nil {
 		return rep, err
 	}
-	rep.Remaining = nil
+	rep.LeakScope = opts.LeakScope
+	var owned []Owned
 	for _, s := range rep.Plan.Steps {
-		rep.Remaining = append(rep.Remaining, s.Owned)
+		owned = append(owned, s.Owned)
 	}
 	for _, k := range rep.Plan.Kept {
 		if k.Type == AppCred && strings.HasPrefix(k.Why, "resources it proves") {
-			rep.Remaining = append(rep.Remaining, k.Owned)
+			owned = append(owned, k.Owned)
 		}
 	}
+	alive := map[string]bool{}
+	for _, c := range opts.Sources.Management {
+		alive[c] = true
+	}
+	rep.Remaining = []Owned{}
+	for _, o := range owned {
+		if opts.LeakScope == ScopeClusters && len(opts.Filter.Clusters) == 0 && (o.Cluster == LabOwner || alive[o.Cluster]) {
+			rep.Living = append(rep.Living, o)
+			continue
+		}
+		rep.Remaining = append(rep.Remaining, o)
+	}
 	SortOwned(rep.Remaining)
+	SortOwned(rep.Living)
 	return rep, nil
 }
 

@@ -3,6 +3,7 @@ package cleanup
 import (
 	"context"
 	"errors"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -96,6 +97,54 @@ func TestOlderThan(t *testing.T) {
 	}
 }
 
+// TestOlderThanAgelessFollowTheirOwner: resources whose age the cloud does
+// not report (server groups, keypairs, credentials without a recorded
+// creation time) go with their cluster when nothing of it is younger than
+// older_than, so fullclean OLDER_THAN=24h can leave nothing; they stay
+// with a cluster (for the lab's own: a lab) that has younger resources.
+func TestOlderThanAgelessFollowTheirOwner(t *testing.T) {
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	old, young := now.Add(-48*time.Hour), now.Add(-time.Hour)
+	res := []Resource{
+		{Type: Network, ID: "a-net", Name: "k8s-clusterapi-cluster-a-a", CreatedAt: old},
+		{Type: ServerGroup, ID: "a-sg", Name: "capi-a-worker"},
+		{Type: AppCred, ID: "a-ac", Name: "capi-a-appcred"},
+		{Type: AppCred, ID: "b-ac", Name: "capi-b-appcred", Description: "capilab lab=capi cluster=b created=" + young.Format(time.RFC3339), CreatedAt: young},
+		{Type: ServerGroup, ID: "b-sg", Name: "capi-b-controller"},
+		{Type: Keypair, ID: "capi-keypair", Name: "capi-keypair"},
+		{Type: AppCred, ID: "lab-ac", Name: "capi-appcred"},
+	}
+	plan := func(res []Resource) (steps []string, kept map[string]string) {
+		p := MakePlan(Classify(labWith("capi", "a", "b"), res), Filter{OlderThan: 24 * time.Hour, Now: now})
+		kept = map[string]string{}
+		for _, s := range p.Steps {
+			steps = append(steps, s.ID)
+		}
+		for _, k := range p.Kept {
+			kept[k.ID] = k.Why
+		}
+		sort.Strings(steps)
+		return steps, kept
+	}
+	steps, kept := plan(res)
+	if strings.Join(steps, ",") != "a-ac,a-net,a-sg" {
+		t.Errorf("with cluster b young: steps %v, want all of cluster a", steps)
+	}
+	for _, id := range []string{"b-ac", "b-sg", "capi-keypair", "lab-ac"} {
+		if kept[id] == "" {
+			t.Errorf("with cluster b young: %s not kept (kept: %v)", id, kept)
+		}
+	}
+	if !strings.Contains(kept["b-sg"], "its cluster has resources younger") || !strings.Contains(kept["capi-keypair"], "its lab has resources younger") {
+		t.Errorf("reasons: %v", kept)
+	}
+	// Without b's young credential, everything goes.
+	steps, kept = plan(append(res[:3:3], res[4:]...))
+	if len(kept) != 0 || strings.Join(steps, ",") != "a-ac,a-net,a-sg,b-sg,capi-keypair,lab-ac" {
+		t.Errorf("a lab older than older_than: steps %v, kept %v; want everything deleted", steps, kept)
+	}
+}
+
 // failingCloud refuses one resource for good.
 type failingCloud struct {
 	*fakeCloud
@@ -172,19 +221,51 @@ func TestBlockedUntilTimeout(t *testing.T) {
 	}
 }
 
-func TestCheckListsOwned(t *testing.T) {
+// TestCheckScopes: LEAK_SCOPE=lab counts everything the lab owns; the
+// default counts what outlives its cluster — the lab's own resources and
+// those of clusters alive on the management cluster are living, not leaks.
+func TestCheckScopes(t *testing.T) {
 	sc := genScenario(3)
 	fake := newFakeCloud(3, sc.seeder.resources())
-	rep, err := Check(context.Background(), fake, Options{Prefix: sc.prefix, Sources: ClusterSources{Recorded: sc.recorded}})
-	if err != nil {
-		t.Fatal(err)
+	labOwn, byCluster := 0, map[string]int{}
+	for key := range sc.seeder.ours {
+		if o := sc.seeder.owner[key]; o == LabOwner {
+			labOwn++
+		} else {
+			byCluster[o]++
+		}
 	}
-	want := 0
-	for range sc.seeder.ours {
-		want++
+	if labOwn == 0 || len(byCluster) == 0 {
+		t.Fatalf("scenario has %d lab resources and clusters %v: the test proves nothing", labOwn, byCluster)
 	}
-	if len(rep.Remaining) != want || len(fake.deleted) != 0 {
-		t.Fatalf("leakcheck found %d, want %d (deleted %d)", len(rep.Remaining), want, len(fake.deleted))
+	var alive string
+	for c := range byCluster {
+		alive = c
+		break
+	}
+	all := len(sc.seeder.ours)
+	for _, tc := range []struct {
+		name          string
+		scope         LeakScope
+		mgmt          []string
+		leaks, living int
+	}{
+		{"lab", ScopeLab, nil, all, 0},
+		{"clusters (default)", "", nil, all - labOwn, labOwn},
+		{"clusters, one alive", ScopeClusters, []string{alive}, all - labOwn - byCluster[alive], labOwn + byCluster[alive]},
+	} {
+		rep, err := Check(context.Background(), fake, Options{Prefix: sc.prefix, LeakScope: tc.scope, Sources: ClusterSources{Recorded: sc.recorded, Management: tc.mgmt}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rep.Remaining) != tc.leaks || len(rep.Living) != tc.living || len(fake.deleted) != 0 {
+			t.Errorf("%s: %d leaks, %d living (deleted %d); want %d and %d", tc.name, len(rep.Remaining), len(rep.Living), len(fake.deleted), tc.leaks, tc.living)
+		}
+		for _, o := range rep.Remaining {
+			if tc.scope != ScopeLab && (o.Cluster == LabOwner || o.Cluster == alive && tc.mgmt != nil) {
+				t.Errorf("%s: %s counted as a leak", tc.name, o.Label())
+			}
+		}
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/applicationcredentials"
+
+	"github.com/capilab/capilab/internal/appcred"
 )
 
 // Keystone application credentials of the user (Keystone scopes them to
@@ -20,7 +22,8 @@ func listAppCreds(ctx context.Context, c *clients) ([]Resource, error) {
 		if a.ProjectID != "" && a.ProjectID != c.projectID {
 			continue
 		}
-		out = append(out, Resource{Type: AppCred, ID: a.ID, Name: a.Name, Description: a.Description})
+		// Keystone keeps no creation time; capilab writes it into the description.
+		out = append(out, Resource{Type: AppCred, ID: a.ID, Name: a.Name, Description: a.Description, CreatedAt: appcred.CreatedAt(a.Description)})
 	}
 	return out, err
 }

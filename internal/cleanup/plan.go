@@ -37,22 +37,76 @@ type Plan struct {
 	Kept  []Kept  `json:"kept,omitempty"`
 }
 
-// Select splits owned resources into those the filter selects and those it keeps.
+// Select splits owned resources into those the filter selects and those it
+// keeps.
+//
+// With OlderThan, a resource whose age the cloud does not report (server
+// groups, keypairs, credentials made before capilab recorded their creation
+// time) follows its owner: it is selected unless a resource of its cluster
+// (for the lab's own: of any cluster of the lab, or the lab) is kept for
+// being younger than OlderThan. So `fullclean OLDER_THAN=24h` removes a lab
+// that is entirely older than a day, ageless parts included, and leaves a
+// younger one whole.
 func (f Filter) Select(owned []Owned) (selected []Owned, kept []Kept) {
+	var ageless []Owned
+	young := map[string]bool{} // owners with a resource kept for its youth
 	for _, o := range owned {
-		if why := f.excludes(o); why != "" {
-			if why != "-" {
-				kept = append(kept, Kept{Owned: o, Why: why})
+		why := f.excludes(o)
+		switch {
+		case why == "-":
+			continue
+		case why == whyAgeless:
+			ageless = append(ageless, o)
+			continue
+		case why != "":
+			kept = append(kept, Kept{Owned: o, Why: why})
+			if f.young(o) {
+				young[o.Cluster], young[anyOwner] = true, true
+				for _, c := range o.Also {
+					young[c] = true
+				}
 			}
 			continue
 		}
 		selected = append(selected, o)
 	}
+	for _, o := range ageless {
+		owner := o.Cluster
+		if owner == LabOwner {
+			owner = anyOwner
+		}
+		switch {
+		case young[owner]:
+			kept = append(kept, Kept{Owned: o, Why: "the cloud does not report its age, and its " + ownerWord(o) + " has resources younger than older_than " + f.OlderThan.String()})
+		default:
+			selected = append(selected, o)
+		}
+	}
 	return selected, kept
 }
 
+// young reports a resource created less than OlderThan ago.
+func (f Filter) young(o Owned) bool {
+	return f.OlderThan > 0 && !o.CreatedAt.IsZero() && f.Now.Sub(o.CreatedAt) < f.OlderThan
+}
+
+// anyOwner marks, in Select, that some resource of the lab is young.
+const anyOwner = "\x00any"
+
+func ownerWord(o Owned) string {
+	if o.Cluster == LabOwner {
+		return "lab"
+	}
+	return "cluster"
+}
+
+// whyAgeless is excludes' answer for a resource without an age when
+// OlderThan is set: Select decides by its owner.
+const whyAgeless = "\x00ageless"
+
 // excludes returns why the filter keeps o, "-" for resources simply out of
-// scope (another cluster), "" when o is selected.
+// scope (another cluster), whyAgeless for a resource of unknown age under
+// OlderThan, "" when o is selected.
 func (f Filter) excludes(o Owned) string {
 	if len(f.Clusters) > 0 {
 		if o.Cluster == LabOwner || !slices.Contains(f.Clusters, o.Cluster) {
@@ -66,7 +120,7 @@ func (f Filter) excludes(o Owned) string {
 	}
 	if f.OlderThan > 0 {
 		if o.CreatedAt.IsZero() {
-			return "the cloud does not report its age (older_than is set)"
+			return whyAgeless
 		}
 		if age := f.Now.Sub(o.CreatedAt); age < f.OlderThan {
 			return fmt.Sprintf("created %s ago, less than older_than %s", age.Round(time.Second), f.OlderThan)

@@ -82,7 +82,8 @@ type Settings struct {
 	Cluster           string        `key:"cluster" env:"CLUSTER,TESTCLUSTER" group:"run" doc:"workload cluster the cluster, check and appcred targets act on (SCS: testcluster_name)"`
 	Clusters          []string      `key:"clusters" group:"run" doc:"fullclean/leakcheck: only these clusters (empty: every cluster of the lab and the lab itself)"`
 	DryRun            bool          `key:"dry_run" group:"run" doc:"destructive targets print and record their plan and change nothing"`
-	OlderThan         time.Duration `key:"older_than" group:"run" doc:"fullclean: only resources created longer ago than this (e.g. 24h; 0: any age)"`
+	OlderThan         time.Duration `key:"older_than" group:"run" doc:"fullclean/leakcheck: only resources created longer ago than this (e.g. 24h; 0: any age); those whose age the cloud does not report follow their cluster"`
+	LeakScope         string        `key:"leak_scope" group:"run" doc:"leakcheck counts: clusters (what outlives its cluster; the lab's own resources are living, not leaks) or lab (everything the lab owns)"`
 	Sonomode          string        `key:"sonomode" group:"run" doc:"make check: quick, certified-conformance, storage or csi"`
 	Parallelism       int           `key:"parallelism" group:"run" doc:"concurrent cloud operations (cleanup worker pool)"`
 	ImageTimeout      time.Duration `key:"image_timeout" group:"run" doc:"bound on waiting for a node image to become active"`
@@ -144,6 +145,7 @@ func Defaults(kubernetesDefault string) Settings {
 
 		Cluster:           "testcluster",
 		Clusters:          []string{},
+		LeakScope:         "clusters",
 		Sonomode:          "quick",
 		Parallelism:       8,
 		ImageTimeout:      30 * time.Minute,

@@ -241,6 +241,7 @@ func (l *Loaded) validate() Problems {
 	oneOf("log_format", s.LogFormat, "text", "json")
 	oneOf("log_level", s.LogLevel, "debug", "info", "warn", "error")
 	oneOf("appcred_scope", s.AppcredScope, "cluster", "lab")
+	oneOf("leak_scope", s.LeakScope, "clusters", "lab")
 	oneOf("mgmt_mode", s.MgmtMode, "local", "remote")
 
 	if s.HTTPProxy != "" {

@@ -62,13 +62,14 @@ func (r *Run) cleanup(ctx context.Context) (*cloud.Cloud, cleanup.Backend, clean
 	}
 	managed := r.managementClusters(ctx, ns)
 	return c, backend, cleanup.Options{
-		Prefix:  s.Prefix,
-		Filter:  cleanup.Filter{Clusters: s.Clusters, OlderThan: s.OlderThan, Now: time.Now()},
-		Sources: cleanup.ClusterSources{Recorded: recorded, Management: managed, Namespaces: ns},
-		DryRun:  s.DryRun,
-		Exec:    cleanup.ExecOptions{Parallelism: s.Parallelism, DeleteTimeout: s.DeleteTimeout},
-		Log:     r.Log,
-		Journal: cleanup.FileJournal(filepath.Join(string(r.State()), "fullclean-journal.json")),
+		Prefix:    s.Prefix,
+		Filter:    cleanup.Filter{Clusters: s.Clusters, OlderThan: s.OlderThan, Now: time.Now()},
+		Sources:   cleanup.ClusterSources{Recorded: recorded, Management: managed, Namespaces: ns},
+		DryRun:    s.DryRun,
+		Exec:      cleanup.ExecOptions{Parallelism: s.Parallelism, DeleteTimeout: s.DeleteTimeout},
+		Log:       r.Log,
+		Journal:   cleanup.FileJournal(filepath.Join(string(r.State()), "fullclean-journal.json")),
+		LeakScope: cleanup.LeakScope(s.LeakScope),
 	}, nil
 }
 
@@ -167,14 +168,28 @@ func CleanCheck(ctx context.Context, r *Run) error {
 			r.Log.Warn("could not write the report", "error", werr)
 		}
 	}
+	living := ""
+	if len(rep.Living) > 0 {
+		living = fmt.Sprintf("; %d living resource(s) of the lab itself or of clusters alive on the management cluster are not leaks (LEAK_SCOPE=lab counts them)", len(rep.Living))
+	}
 	if len(rep.Remaining) == 0 {
-		fmt.Fprintf(r.Stdout, "leakcheck: no owned resources of lab %s on cloud %s (%d resources looked at, %d API calls)\n", opts.Prefix, c.Name, rep.Discovered, rep.APICalls)
+		fmt.Fprintf(r.Stdout, "leakcheck: no leaks of lab %s on cloud %s (scope %s; %d resources looked at, %d API calls)%s\n", opts.Prefix, c.Name, rep.LeakScope, rep.Discovered, rep.APICalls, living)
+		if len(rep.Living) > 0 {
+			fmt.Fprintln(r.Stdout, "living:")
+			return cleanup.WriteTable(r.Stdout, rep.Living)
+		}
 		return nil
 	}
 	if err := cleanup.WriteTable(r.Stdout, rep.Remaining); err != nil {
 		return err
 	}
-	return &ExitError{Code: ExitLeaks, Err: fmt.Errorf("leakcheck: %d owned resource(s) of lab %s exist on cloud %s (listed above)", len(rep.Remaining), opts.Prefix, c.Name)}
+	if len(rep.Living) > 0 {
+		fmt.Fprintln(r.Stdout, "living (not leaks):")
+		if err := cleanup.WriteTable(r.Stdout, rep.Living); err != nil {
+			return err
+		}
+	}
+	return &ExitError{Code: ExitLeaks, Err: fmt.Errorf("leakcheck: %d owned resource(s) of lab %s exist on cloud %s (scope %s, listed above)%s", len(rep.Remaining), opts.Prefix, c.Name, rep.LeakScope, living)}
 }
 
 // managementClusters are the clusters the lab's management cluster has

@@ -202,10 +202,10 @@ func TestLifecycle(t *testing.T) {
 	// Keystone's view, with gophercloud and the CLI.
 	labAC := byName(t, k, prefix+"-appcred")
 	clusterAC := byName(t, k, prefix+"-alpha-1-appcred")
-	if len(labAC) != 1 || !labAC[0].Unrestricted || labAC[0].Description != "capilab lab="+prefix || labAC[0].ID != labEntry.Auth.ID {
+	if len(labAC) != 1 || !labAC[0].Unrestricted || !strings.HasPrefix(labAC[0].Description, "capilab lab="+prefix+" created=") || labAC[0].ID != labEntry.Auth.ID {
 		t.Fatalf("lab credential in keystone: %+v", labAC)
 	}
-	if len(clusterAC) != 1 || clusterAC[0].Unrestricted || clusterAC[0].Description != "capilab lab="+prefix+" cluster=alpha-1" ||
+	if len(clusterAC) != 1 || clusterAC[0].Unrestricted || !strings.HasPrefix(clusterAC[0].Description, "capilab lab="+prefix+" cluster=alpha-1 created=") ||
 		clusterAC[0].ExpiresAt.IsZero() || time.Until(clusterAC[0].ExpiresAt) < 71*time.Hour {
 		t.Fatalf("cluster credential in keystone: %+v", clusterAC)
 	}
