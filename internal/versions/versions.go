@@ -41,17 +41,82 @@ type Workload struct {
 	KubernetesDefault string `yaml:"kubernetesDefault"`
 }
 
-// Addons pins the addons deployed into workload clusters.
+// Addons pins the addons deployed into workload clusters and where each
+// comes from (internal/addons reads them).
 type Addons struct {
-	Cilium        string `yaml:"cilium"`
-	Calico        string `yaml:"calico"`
-	OCCM          string `yaml:"occm"`
-	CinderCSI     string `yaml:"cinderCSI"`
-	MetricsServer string `yaml:"metricsServer"`
-	IngressNginx  string `yaml:"ingressNginx"`
-	CertManager   string `yaml:"certManager"`
-	Flux          string `yaml:"flux"`
-	GatewayAPI    string `yaml:"gatewayAPI"`
+	Helm                   Tool        `yaml:"helm"`
+	Cilium                 AddonSource `yaml:"cilium"`
+	Calico                 AddonSource `yaml:"calico"`
+	CloudProviderOpenStack AddonSource `yaml:"cloudProviderOpenStack"`
+	SnapshotController     AddonSource `yaml:"snapshotController"`
+	MetricsServer          AddonSource `yaml:"metricsServer"`
+	IngressNginx           AddonSource `yaml:"ingressNginx"`
+	CertManager            AddonSource `yaml:"certManager"`
+	Flux                   AddonSource `yaml:"flux"`
+	GatewayAPI             AddonSource `yaml:"gatewayAPI"`
+	LocalImages            LocalImages `yaml:"localImages"`
+}
+
+// Tool is a program built from its Go module at a version.
+type Tool struct {
+	Module  string `yaml:"module"`
+	Version string `yaml:"version"`
+}
+
+// AddonSource is one addon's pinned version and its known releases, read
+// from a Go module or downloaded from a URL.
+type AddonSource struct {
+	// Pin is the version deployed when the addon's setting is true (empty
+	// for OCCM/Cinder CSI, whose release follows the cluster's minor).
+	Pin string `yaml:"pin"`
+	// Module is the Go module holding the manifests (module sources).
+	Module string `yaml:"module"`
+	// CRDModule is a second module with CRDs (the snapshot controller's).
+	CRDModule string `yaml:"crdModule"`
+	// URL is the download URL with {version} (download sources).
+	URL      string         `yaml:"url"`
+	Releases []AddonRelease `yaml:"releases"`
+}
+
+// AddonRelease is one known version of an addon with its checksums.
+type AddonRelease struct {
+	Version string `yaml:"version"`
+	// Sum is the module's go.sum hash (h1:...), for module sources.
+	Sum string `yaml:"sum"`
+	// CRDSum is CRDModule's go.sum hash.
+	CRDSum string `yaml:"crdSum"`
+	// SHA256 is the download's checksum where known (download sources).
+	SHA256 string `yaml:"sha256"`
+}
+
+// Release returns the release of that version, if it is known.
+func (a AddonSource) Release(version string) (AddonRelease, bool) {
+	for _, r := range a.Releases {
+		if r.Version == version {
+			return r, true
+		}
+	}
+	return AddonRelease{}, false
+}
+
+// Versions lists the known releases' versions.
+func (a AddonSource) Versions() []string {
+	out := make([]string, 0, len(a.Releases))
+	for _, r := range a.Releases {
+		out = append(out, r.Version)
+	}
+	return out
+}
+
+// LocalImages pins how the local lab builds the images addon manifests name.
+type LocalImages struct {
+	CSIAttacher LocalImage `yaml:"csiAttacher"`
+}
+
+// LocalImage maps image tags the module proxy does not serve to the module
+// version built instead.
+type LocalImage struct {
+	Substitute map[string]string `yaml:"substitute"`
 }
 
 // Sonobuoy pins the conformance runner.
@@ -137,6 +202,7 @@ func (p *Pinned) validate() error {
 			errs = append(errs, fmt.Errorf("remote.nodeGoSHA256.%s: %q is not a sha256 (64 lower-case hex digits)", arch, sum))
 		}
 	}
+	errs = append(errs, p.Addons.validate()...)
 	for i, img := range p.ImageCatalog {
 		if !semver.IsValid(img.Kubernetes) {
 			errs = append(errs, fmt.Errorf("imageCatalog[%d].kubernetes: %q is not a version like v1.2.3", i, img.Kubernetes))
@@ -192,4 +258,60 @@ func (p *Pinned) CatalogVersions() []string {
 		out = append(out, img.Kubernetes)
 	}
 	return out
+}
+
+func (a Addons) validate() []error {
+	var errs []error
+	for name, src := range map[string]AddonSource{
+		"cilium": a.Cilium, "calico": a.Calico, "cloudProviderOpenStack": a.CloudProviderOpenStack,
+		"snapshotController": a.SnapshotController, "metricsServer": a.MetricsServer, "ingressNginx": a.IngressNginx,
+		"certManager": a.CertManager, "flux": a.Flux, "gatewayAPI": a.GatewayAPI,
+	} {
+		errs = append(errs, src.validate("addons."+name)...)
+	}
+	if a.Helm.Module == "" || !semver.IsValid(a.Helm.Version) {
+		errs = append(errs, fmt.Errorf("addons.helm: needs a module and a version like v1.2.3"))
+	}
+	for tag, v := range a.LocalImages.CSIAttacher.Substitute {
+		if !semver.IsValid(tag) || !semver.IsValid(v) {
+			errs = append(errs, fmt.Errorf("addons.localImages.csiAttacher.substitute: %q: %q is not a version like v1.2.3", tag, v))
+		}
+	}
+	return errs
+}
+
+func (a AddonSource) validate(path string) []error {
+	var errs []error
+	if (a.Module == "") == (a.URL == "") {
+		errs = append(errs, fmt.Errorf("%s: needs exactly one of module and url", path))
+	}
+	if a.URL != "" && !strings.Contains(a.URL, "{version}") {
+		errs = append(errs, fmt.Errorf("%s.url: %q has no {version}", path, a.URL))
+	}
+	if len(a.Releases) == 0 {
+		errs = append(errs, fmt.Errorf("%s: no releases", path))
+	}
+	seen := map[string]bool{}
+	for i, r := range a.Releases {
+		switch {
+		case !semver.IsValid(r.Version) || semver.Canonical(r.Version) != r.Version:
+			errs = append(errs, fmt.Errorf("%s.releases[%d]: %q is not a version like v1.2.3", path, i, r.Version))
+		case seen[r.Version]:
+			errs = append(errs, fmt.Errorf("%s.releases[%d]: %s is listed twice", path, i, r.Version))
+		}
+		seen[r.Version] = true
+		if a.Module != "" && !strings.HasPrefix(r.Sum, "h1:") {
+			errs = append(errs, fmt.Errorf("%s.releases[%d] (%s): a module release needs its go.sum hash (sum: h1:...)", path, i, r.Version))
+		}
+		if a.CRDModule != "" && !strings.HasPrefix(r.CRDSum, "h1:") {
+			errs = append(errs, fmt.Errorf("%s.releases[%d] (%s): needs crdSum (h1:...) of %s", path, i, r.Version, a.CRDModule))
+		}
+		if r.SHA256 != "" && (len(r.SHA256) != 64 || strings.Trim(r.SHA256, "0123456789abcdef") != "") {
+			errs = append(errs, fmt.Errorf("%s.releases[%d] (%s): sha256 %q is not 64 lower-case hex digits", path, i, r.Version, r.SHA256))
+		}
+	}
+	if a.Pin != "" && !seen[a.Pin] {
+		errs = append(errs, fmt.Errorf("%s.pin: %s is not among its releases", path, a.Pin))
+	}
+	return errs
 }

@@ -60,3 +60,39 @@ func TestResolveKubernetes(t *testing.T) {
 		})
 	}
 }
+
+func TestAddonSourceValidation(t *testing.T) {
+	tests := []struct {
+		name string
+		src  AddonSource
+		want string // substring of the error; "" = valid
+	}{
+		{"module", AddonSource{Pin: "v1.0.0", Module: "m", Releases: []AddonRelease{{Version: "v1.0.0", Sum: "h1:x"}}}, ""},
+		{"download", AddonSource{Pin: "v1.0.0", URL: "https://x/{version}/a.yaml", Releases: []AddonRelease{{Version: "v1.0.0"}}}, ""},
+		{"module without sum", AddonSource{Module: "m", Releases: []AddonRelease{{Version: "v1.0.0"}}}, "needs its go.sum hash"},
+		{"both sources", AddonSource{Module: "m", URL: "u{version}", Releases: []AddonRelease{{Version: "v1.0.0", Sum: "h1:x"}}}, "exactly one of module and url"},
+		{"url without placeholder", AddonSource{URL: "https://x/a.yaml", Releases: []AddonRelease{{Version: "v1.0.0"}}}, "has no {version}"},
+		{"pin not released", AddonSource{Pin: "v2.0.0", URL: "u{version}", Releases: []AddonRelease{{Version: "v1.0.0"}}}, "pin: v2.0.0 is not among"},
+		{"twice", AddonSource{URL: "u{version}", Releases: []AddonRelease{{Version: "v1.0.0"}, {Version: "v1.0.0"}}}, "listed twice"},
+		{"bad sha", AddonSource{URL: "u{version}", Releases: []AddonRelease{{Version: "v1.0.0", SHA256: "ABC"}}}, "not 64 lower-case hex"},
+		{"crd module without its sum", AddonSource{Module: "m", CRDModule: "c", Releases: []AddonRelease{{Version: "v1.0.0", Sum: "h1:x"}}}, "needs crdSum"},
+		{"no releases", AddonSource{Module: "m"}, "no releases"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			errs := tt.src.validate("addons.x")
+			if tt.want == "" {
+				if len(errs) > 0 {
+					t.Fatalf("unexpected: %v", errs)
+				}
+				return
+			}
+			for _, err := range errs {
+				if strings.Contains(err.Error(), tt.want) {
+					return
+				}
+			}
+			t.Fatalf("want an error containing %q, got %v", tt.want, errs)
+		})
+	}
+}
