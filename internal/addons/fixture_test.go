@@ -3,6 +3,8 @@ package addons
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -227,8 +229,17 @@ func newFixture(t *testing.T) *fixture {
 }
 
 func (f *fixture) renderer(t *testing.T) *Renderer {
-	return &Renderer{Pins: f.pins, Sources: &Sources{Modules: f.modules, CacheDir: f.cache}}
+	return &Renderer{Pins: f.pins, Sources: &Sources{Modules: f.modules, CacheDir: f.cache, HTTP: offline}}
 }
+
+// offline is an HTTP client that never reaches the network (unit tests are hermetic).
+var offline = &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+	return nil, &net.DNSError{Err: "no network in unit tests", Name: r.URL.Host, IsNotFound: true}
+})}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 var testCluster = ClusterInfo{Name: "alpha", Namespace: "alpha", KubernetesVersion: "v1.37.2", PodCIDR: "10.244.0.0/16",
 	CloudConf: []byte("[Global]\napplication-credential-secret=\"s3cr3t\"\n")}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -14,10 +15,12 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/capilab/capilab/internal/addons"
 	"github.com/capilab/capilab/internal/appcred"
 	"github.com/capilab/capilab/internal/cleanup"
 	"github.com/capilab/capilab/internal/cloud"
 	"github.com/capilab/capilab/internal/image"
+	"github.com/capilab/capilab/internal/kube"
 	"github.com/capilab/capilab/internal/workload"
 )
 
@@ -127,7 +130,40 @@ func (r *Run) WorkloadManager(ctx context.Context) (*workload.Manager, *cloud.Cl
 		Log:   r.Log, Artifacts: r.Path(s.ArtifactsDir),
 	}
 	m.Options.DistinctNodeCIDRs = r.LocalLab()
+	lister, err := cleanup.NewOpenStack(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	m.Addons = r.workloadAddons(mgmtCluster, lister)
 	return m, c, nil
+}
+
+// validateAddons checks the addon settings against the pinned releases
+// (bad input: exit 2, before anything is created).
+func (r *Run) validateAddons() error {
+	if err := addons.Validate(r.Loaded.Versions.Addons, addons.FromConfig(r.Settings)); err != nil {
+		return &ExitError{Code: ExitBadInput, Err: err}
+	}
+	return nil
+}
+
+// workloadAddons wires the addons of the lab's workload clusters: sources
+// from the Go module proxy and the download cache, the local lab's images
+// built from their modules, Ready waits bounded by wait_addons, the
+// teardown bounded by delete_timeout.
+func (r *Run) workloadAddons(mgmtCluster *kube.Cluster, lister addons.CloudLister) *addons.Workload {
+	s := r.Settings
+	b := r.Builder()
+	pins := r.Loaded.Versions.Addons
+	return &addons.Workload{
+		Pins: pins, Settings: addons.FromConfig(s),
+		Renderer: &addons.Renderer{Pins: pins, Log: r.Log, Helm: &addons.Helm{Builder: b, Pin: pins.Helm},
+			Sources: &addons.Sources{Modules: b, CacheDir: filepath.Join(r.CacheDir(), "addons"), Log: r.Log}},
+		CloudConf: func(cluster string) ([]byte, error) { return os.ReadFile(r.State().CloudConf(cluster)) },
+		LocalLab:  r.LocalLab(), NodeImage: r.Loaded.Versions.KindNode.Image(), Images: b,
+		Management: mgmtCluster, Cloud: lister,
+		ReadyTimeout: s.WaitAddons, TeardownTimeout: s.DeleteTimeout, Log: r.Log,
+	}
 }
 
 // LocalLab reports whether the lab runs on devcloud's data plane (every
@@ -194,6 +230,9 @@ func (r *Run) ClusterSpec(ctx context.Context, m *workload.Manager, name string)
 // ClusterCreate is `make create_cluster`: one cluster (CLUSTER) or several
 // in parallel (CLUSTERS), created or updated.
 func ClusterCreate(ctx context.Context, r *Run) error {
+	if err := r.validateAddons(); err != nil {
+		return err
+	}
 	m, c, err := r.WorkloadManager(ctx)
 	if err != nil {
 		return err

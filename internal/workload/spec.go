@@ -115,7 +115,9 @@ func (s Spec) Cluster() *clusterv1.Cluster {
 	return &clusterv1.Cluster{
 		TypeMeta: metav1.TypeMeta{APIVersion: clusterv1.GroupVersion.String(), Kind: "Cluster"},
 		ObjectMeta: metav1.ObjectMeta{Namespace: s.Namespace, Name: s.Name, Labels: map[string]string{
-			"app.kubernetes.io/managed-by": "capilab", "capilab.dev/lab": s.Prefix}},
+			"app.kubernetes.io/managed-by": "capilab", "capilab.dev/lab": s.Prefix,
+			// selects the cluster for its addons' ClusterResourceSets (internal/addons.ClusterLabels)
+			"capilab.dev/cluster": s.Name}},
 		Spec: clusterv1.ClusterSpec{
 			ClusterNetwork: clusterv1.ClusterNetwork{
 				Pods:          clusterv1.NetworkRanges{CIDRBlocks: []string{s.PodCIDR}},
