@@ -24,7 +24,7 @@ MAGE ?= bin/mage
 # real fullclean before complaining about the second word.
 GOALS := help create create_cluster delete_cluster get-kubeconfig ssh check check-quick \
 	check-conformance check-storage check-csi clean fullclean leakcheck image appcred \
-	appcred-delete appcred-list config config-check mgmt-delete devcloud-up devcloud-down \
+	appcred-delete appcred-list config config-check mgmt-delete mgmt-status nightly devcloud-up devcloud-down \
 	kind-image test test-integration bench lint bin/mage
 
 # SCS make targets capilab does not have, and what replaces each.
@@ -120,6 +120,14 @@ check-csi: bin/mage
 ## mgmt-delete: Delete the kind management cluster.
 mgmt-delete: bin/mage
 	$(MAGE) mgmt:delete
+
+## mgmt-status: Show the management cluster's providers, versions, controller health and source.
+mgmt-status: bin/mage
+	$(MAGE) mgmt:status
+
+## nightly: Create, check, always delete and clean up, assert no leaks; report in ARTIFACTS_DIR/nightly/ (exit 0 ok, 1 infrastructure, 3 leaks, 5 tests failed).
+nightly: bin/mage
+	$(MAGE) nightly:run
 
 ## clean: Delete every workload cluster through the management cluster, then the management cluster.
 clean: bin/mage

@@ -23,6 +23,9 @@ func Targets() map[string]Target {
 		"mgmt:status":        MgmtStatus,
 		"clean:all":          Mutating("clean:all", true, CleanAll),
 		"cluster:kubeconfig": GetKubeconfig,
+		"cluster:create":     Mutating("cluster:create", false, ClusterCreate),
+		"cluster:delete":     Mutating("cluster:delete", false, ClusterDelete),
+		"nightly:run":        Mutating("nightly:run", false, Nightly),
 	}
 	for name, mutating := range pending {
 		t := NotImplemented(name)
@@ -57,8 +60,6 @@ var remoteTargets = map[string]Target{
 // takes its lock and refuses dry_run). Implementing one means moving it
 // into Targets above.
 var pending = map[string]bool{
-	"cluster:create":    true,
-	"cluster:delete":    true,
 	"check:run":         false,
 	"check:quick":       false,
 	"check:conformance": false,

@@ -52,6 +52,9 @@ type KindHost struct {
 	WaitForReady time.Duration
 }
 
+// SetImage sets the node image (chosen once the machine is known).
+func (h *KindHost) SetImage(image string) { h.Image = image }
+
 // Describe names the cluster.
 func (h *KindHost) Describe() string { return "kind cluster " + h.Name }
 
