@@ -137,6 +137,7 @@ require (
 	sigs.k8s.io/structured-merge-diff/v6 v6.4.2 // indirect
 )
 
-// CAPO v0.14.7 requires cluster-api/test v1.12.10, which the module proxy does
-// not serve; without this, `go list -m all` fails (../shared/notes/go-deps.md).
+// CAPO v0.14.7's go.mod requires sigs.k8s.io/cluster-api/test v1.12.10, which
+// the Go module proxy does not serve; only CAPO's own tests use it. Without
+// this exclude, `go list -m all` (and so go mod tidy) fails.
 exclude sigs.k8s.io/cluster-api/test v1.12.10

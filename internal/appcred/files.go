@@ -37,7 +37,7 @@ type LoadBalancer struct {
 // ProjectKey is the top-level key of a clouds.yaml entry that records the
 // credential's project. It cannot go into auth: keystoneauth (Debian 12's
 // 5.0) then sends a scope, and Keystone answers "Application credentials
-// cannot request a scope" (the keystoneauth bug SCS patched, #47/#109).
+// cannot request a scope" (the keystoneauth bug SCS patched in place).
 // openstacksdk and gophercloud ignore the key.
 const ProjectKey = "capilab_project_id"
 

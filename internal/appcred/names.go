@@ -1,6 +1,5 @@
 // Package appcred manages the OpenStack application credentials of a lab,
-// replacing SCS's tofu-made management credential and create_appcred.sh
-// (scs-reference §2(c)):
+// replacing SCS's tofu-made management credential and create_appcred.sh:
 //
 //   - the lab's credential <prefix>-appcred, unrestricted, so that it can
 //     mint the per-cluster ones (as SCS's management node does);

@@ -109,8 +109,8 @@ func Clean(ctx context.Context, b Backend, opts Options) (*Report, error) {
 	}
 	step.Done(nil, "deleted", len(rep.Plan.Steps)-rep.Result.Failed(), "not_deleted", rep.Result.Failed())
 	if ctx.Err() != nil {
-		return rep, fmt.Errorf("fullclean interrupted after deleting %d of %d resource(s); run it again to finish: %w",
-			len(rep.Plan.Steps)-rep.Result.Failed(), len(rep.Plan.Steps), context.Cause(ctx))
+		return rep, fmt.Errorf("fullclean interrupted; of %d planned deletion(s): %s; run it again to finish: %w",
+			len(rep.Plan.Steps), rep.Result.Interrupted(), context.Cause(ctx))
 	}
 
 	// Verify with the same clusters as the plan: the credentials that

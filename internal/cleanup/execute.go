@@ -61,11 +61,14 @@ const (
 
 // StepResult is what happened to one step.
 type StepResult struct {
-	Type     Type    `json:"type"`
-	ID       string  `json:"id"`
-	Name     string  `json:"name"`
-	Cluster  string  `json:"cluster"`
-	Outcome  Outcome `json:"outcome"`
+	Type    Type    `json:"type"`
+	ID      string  `json:"id"`
+	Name    string  `json:"name"`
+	Cluster string  `json:"cluster"`
+	Outcome Outcome `json:"outcome"`
+	// Accepted: the cloud accepted the deletion (an asynchronous one may
+	// still have been running when the step was interrupted).
+	Accepted bool    `json:"accepted,omitempty"`
 	Error    string  `json:"error,omitempty"`
 	Attempts int     `json:"attempts"`
 	Seconds  float64 `json:"seconds"`
@@ -78,6 +81,52 @@ type ExecResult struct {
 	// still in use.
 	BlockedRetries int64         `json:"blocked_retries"`
 	Elapsed        time.Duration `json:"-"`
+}
+
+// Interruption says what is known of the steps an interruption cut short.
+type Interruption struct {
+	Deleted  int // confirmed gone
+	Accepted int // accepted by the cloud, still being deleted when interrupted
+	CutOff   int // deletion call under way when interrupted: it may or may not have been applied
+	NotRun   int // never started
+	Failed   int // failed for good before the interruption
+}
+
+func (i Interruption) String() string {
+	s := fmt.Sprintf("%d deleted", i.Deleted)
+	if i.Accepted > 0 {
+		s += fmt.Sprintf(", %d accepted by the cloud and still being deleted", i.Accepted)
+	}
+	if i.CutOff > 0 {
+		s += fmt.Sprintf(", %d cut off during the deletion call (may have been applied)", i.CutOff)
+	}
+	if i.Failed > 0 {
+		s += fmt.Sprintf(", %d failed", i.Failed)
+	}
+	if i.NotRun > 0 {
+		s += fmt.Sprintf(", %d not started", i.NotRun)
+	}
+	return s
+}
+
+// Interrupted counts the steps by what is known of them.
+func (r *ExecResult) Interrupted() Interruption {
+	var i Interruption
+	for _, s := range r.Steps {
+		switch {
+		case s.Outcome == OutcomeDeleted:
+			i.Deleted++
+		case s.Outcome == OutcomeInterrupted && s.Accepted:
+			i.Accepted++
+		case s.Outcome == OutcomeInterrupted && s.Attempts > 0:
+			i.CutOff++
+		case s.Outcome == OutcomeInterrupted, s.Outcome == OutcomeBlocked:
+			i.NotRun++
+		default:
+			i.Failed++
+		}
+	}
+	return i
 }
 
 // Failed reports whether any step did not get deleted.
@@ -268,7 +317,7 @@ func deleteStep(ctx context.Context, b Backend, n *node, opts ExecOptions, block
 		fail(ctx, n, err)
 		return false
 	}
-	n.result.Outcome = OutcomeDeleted
+	n.result.Outcome, n.result.Accepted = OutcomeDeleted, true
 	return true
 }
 

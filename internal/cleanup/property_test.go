@@ -187,3 +187,72 @@ func TestInterruptedRunIsFinishedByNextRun(t *testing.T) {
 		}
 	}
 }
+
+// TestInterruptedRunSaysWhatIsKnown: an interrupted run reports deletions
+// confirmed, accepted by the cloud (still going on there), cut off during
+// the call and not started — and what the cloud has removed or is removing
+// lies between the confirmed+accepted and the confirmed+accepted+cut-off
+// counts (it used to report only the confirmed ones as deleted).
+func TestInterruptedRunSaysWhatIsKnown(t *testing.T) {
+	accepted := 0
+	for seed := range uint64(50) {
+		sc := genScenario(seed + 7000)
+		fake := newFakeCloud(seed, sc.seeder.resources())
+		ctx, cancel := context.WithCancel(context.Background())
+		stopAfter := 2 + int(seed%9)
+		deletes := 0
+		fake.onDelete = func(string) {
+			if deletes++; deletes == stopAfter {
+				cancel()
+			}
+		}
+		before := map[string]bool{}
+		for k := range fake.res {
+			before[k] = true
+		}
+		rep, err := Clean(ctx, fake, Options{Prefix: sc.prefix, Filter: Filter{Clusters: sc.filter}, Sources: ClusterSources{Recorded: sc.recorded}, Journal: &MemoryJournal{},
+			Exec: ExecOptions{Parallelism: 3, PollInterval: time.Microsecond, DeleteTimeout: 10 * time.Second, ProgressEvery: time.Hour}})
+		cancel()
+		if err == nil || rep == nil || rep.Result == nil {
+			t.Fatalf("seed %d: want an interrupted run with a result, got %v", seed, err)
+		}
+		in := rep.Result.Interrupted()
+		if !strings.Contains(err.Error(), in.String()) || in.Deleted+in.Accepted+in.CutOff+in.NotRun+in.Failed != len(rep.Plan.Steps) {
+			t.Fatalf("seed %d: %v does not say %+v of %d steps", seed, err, in, len(rep.Plan.Steps))
+		}
+		// A load balancer's deletion takes its VIP port with it (Octavia
+		// does, the fake too): such a port goes without a step of its own.
+		claimed, vipOf := map[string]bool{}, map[string]bool{}
+		for _, st := range rep.Result.Steps {
+			if st.Outcome == OutcomeDeleted || st.Accepted {
+				claimed[string(st.Type)+"/"+st.ID] = true
+			}
+		}
+		for _, st := range rep.Plan.Steps {
+			if st.Type == LoadBalancer && claimed[st.Key()] {
+				vipOf[st.PortID], vipOf["lb-"+st.ID] = true, true
+			}
+		}
+		fake.mu.Lock()
+		goneOrGoing := 0
+		for k := range before {
+			_, there := fake.res[k]
+			_, pending := fake.deleting[k]
+			if there && !pending {
+				continue
+			}
+			if r := sc.seeder.byKey(k); !claimed[k] && r != nil && r.Type == Port && (vipOf[r.ID] || vipOf[r.DeviceID]) {
+				continue // went with its load balancer
+			}
+			goneOrGoing++
+		}
+		fake.mu.Unlock()
+		if goneOrGoing < in.Deleted+in.Accepted || goneOrGoing > in.Deleted+in.Accepted+in.CutOff {
+			t.Fatalf("seed %d: the cloud removed or is removing %d, the run says %s", seed, goneOrGoing, in)
+		}
+		accepted += in.Accepted
+	}
+	if accepted == 0 {
+		t.Fatal("no run was interrupted with an accepted deletion in flight: the test proves nothing")
+	}
+}

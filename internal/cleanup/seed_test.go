@@ -178,3 +178,13 @@ func (s *seeder) unrelated() {
 	f(Resource{Type: Keypair, ID: "default", Name: "default"})
 	f(Resource{Type: LoadBalancer, Name: "kube_service_kubernetes_default_web"})
 }
+
+// byKey finds a seeded resource by its key.
+func (s *seeder) byKey(key string) *Resource {
+	for _, r := range s.all {
+		if r.Key() == key {
+			return r
+		}
+	}
+	return nil
+}

@@ -111,7 +111,7 @@ func (p *Profile) Connect(ctx context.Context, opts Options) (*Cloud, error) {
 		if err != nil {
 			return nil, fmt.Errorf("cloud %s: authenticating at %s: %w", p.Name, p.Auth.IdentityEndpoint, err)
 		}
-		log.Debug("authenticated", "cloud", p.Name, "cached_token", cached)
+		log.Debug("authenticated", "cloud", p.Name, "from_cache", cached)
 	} else if err := openstack.Authenticate(ctx, provider, p.Auth); err != nil {
 		return nil, fmt.Errorf("cloud %s: authenticating at %s: %w", p.Name, p.Auth.IdentityEndpoint, err)
 	}

@@ -10,10 +10,15 @@ type Field struct{ Key, Value string }
 func (p *Profile) Describe() []Field {
 	a := p.Auth
 	fields := []Field{{"cloud", p.Name}, {"auth_url", a.IdentityEndpoint}}
+	seen := map[string]string{}
 	add := func(k, v string) {
-		if v != "" {
-			fields = append(fields, Field{k, v})
+		// clouds.yaml's project appears both as the tenant and in the
+		// scope: one line each.
+		if v == "" || seen[k] == v {
+			return
 		}
+		seen[k] = v
+		fields = append(fields, Field{k, v})
 	}
 	switch {
 	case a.ApplicationCredentialID != "" || a.ApplicationCredentialName != "":

@@ -187,6 +187,10 @@ func isIdempotent(req *http.Request) bool {
 }
 
 func isTransientNetErr(err error) bool {
+	var de *net.DNSError
+	if errors.As(err, &de) { // a name that does not resolve will not next time
+		return de.IsTimeout || (de.IsTemporary && !de.IsNotFound)
+	}
 	if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, syscall.EPIPE) {
 		return true
 	}

@@ -225,3 +225,47 @@ func TestServiceOf(t *testing.T) {
 		}
 	}
 }
+
+// failing answers every request with the same transport error.
+type failing struct {
+	err   error
+	calls atomic.Int64
+}
+
+func (f *failing) RoundTrip(*http.Request) (*http.Response, error) {
+	f.calls.Add(1)
+	return nil, f.err
+}
+
+// TestDNSFailureIsNotRetried: a name that does not resolve ("no such host")
+// will not resolve on the next attempt either; only a DNS timeout or a
+// temporary failure is worth a retry.
+func TestDNSFailureIsNotRetried(t *testing.T) {
+	dial := func(e *net.DNSError) error {
+		return &net.OpError{Op: "dial", Net: "tcp", Err: e}
+	}
+	for _, tc := range []struct {
+		name  string
+		err   error
+		calls int64
+	}{
+		{"no such host", dial(&net.DNSError{Err: "no such host", Name: "keystone.example", IsNotFound: true}), 1},
+		{"no such host, as a resolver reports it", dial(&net.DNSError{Err: "no such host", Name: "keystone.example", Server: "10.0.0.53:53", IsNotFound: true, IsTemporary: true}), 1},
+		{"DNS timeout", dial(&net.DNSError{Err: "i/o timeout", Name: "keystone.example", IsTimeout: true}), 4},
+		{"DNS server misbehaving", dial(&net.DNSError{Err: "server misbehaving", Name: "keystone.example", IsTemporary: true}), 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var sleeps []time.Duration
+			tr := newTestTransport(&sleeps)
+			f := &failing{err: tc.err}
+			tr.next = f
+			req, _ := http.NewRequest("GET", "http://keystone.example:5000/v3", nil)
+			if _, err := tr.RoundTrip(req); err == nil {
+				t.Fatal("no error")
+			}
+			if f.calls.Load() != tc.calls {
+				t.Errorf("%d attempts, want %d", f.calls.Load(), tc.calls)
+			}
+		})
+	}
+}

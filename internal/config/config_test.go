@@ -150,7 +150,9 @@ func TestBadInput(t *testing.T) {
 		{name: "not a mapping", files: map[string]string{"lab.yaml": "- a\n"}, want: []string{`lab.yaml:1: must be a mapping`}},
 		{name: "malformed CIDR", env: []string{"NODE_CIDR=10.8.0.0/33"}, want: []string{`env NODE_CIDR: node_cidr: "10.8.0.0/33" is not a CIDR`}},
 		{name: "host bits", env: []string{"POD_CIDR=192.168.1.0/16"}, want: []string{`pod_cidr: "192.168.1.0/16" has host bits set; did you mean 192.168.0.0/16?`}},
-		{name: "overlapping CIDRs", env: []string{"NODE_CIDR=10.96.0.0/20"}, want: []string{`service_cidr: 10.96.0.0/12 overlaps node_cidr 10.96.0.0/20`}},
+		{name: "overlapping CIDRs: said on the key the user set", env: []string{"NODE_CIDR=10.96.0.0/20"}, want: []string{`env NODE_CIDR: node_cidr: 10.96.0.0/20 overlaps service_cidr 10.96.0.0/12`}},
+		{name: "mgmt_cidr overlapping", env: []string{"MGMT_CIDR=10.8.1.0/24"}, want: []string{`env MGMT_CIDR: mgmt_cidr: 10.8.1.0/24 overlaps node_cidr 10.8.0.0/20`}},
+		{name: "both set: said on the second", env: []string{"NODE_CIDR=10.20.0.0/16", "POD_CIDR=10.20.0.0/20"}, want: []string{`env POD_CIDR: pod_cidr: 10.20.0.0/20 overlaps node_cidr 10.20.0.0/16`}},
 		{name: "pod overlaps node", files: map[string]string{"lab.yaml": "pod_cidr: 10.8.0.0/16\n"}, want: []string{`lab.yaml:1: pod_cidr: 10.8.0.0/16 overlaps node_cidr 10.8.0.0/20`}},
 		{name: "restrict_kubeapi", env: []string{"RESTRICT_KUBEAPI=10.0.0.0/8,nonsense"}, want: []string{`restrict_kubeapi: "nonsense" is not a CIDR`}},
 		{name: "cluster not DNS label", env: []string{"CLUSTER=My_Cluster"}, want: []string{`env CLUSTER: cluster: "My_Cluster" is not a valid cluster name`}},
@@ -175,6 +177,9 @@ func TestBadInput(t *testing.T) {
 		{name: "appcred scope", env: []string{"APPCRED_SCOPE=all"}, want: []string{`appcred_scope: "all" is not one of cluster, lab`}},
 		{name: "SCS ENVIRONMENT is never ignored", env: []string{"ENVIRONMENT=gx-scs"}, want: []string{`env ENVIRONMENT: "gx-scs" is SCS's environment selector`}},
 		{name: "SCS ENVIRONMENT naming another cloud", env: []string{"ENVIRONMENT=gx-scs", "OS_CLOUD=devcloud"}, want: []string{`select the cloud with OS_CLOUD=`}},
+		{name: "empty list item", env: []string{"CLUSTERS=a,,b"}, want: []string{`env CLUSTERS: clusters: "a,,b" has an empty item`}},
+		{name: "trailing comma", files: map[string]string{"lab.yaml": "dns_nameservers: 1.1.1.1,\n"}, want: []string{`lab.yaml:1: dns_nameservers: "1.1.1.1," has an empty item`}},
+		{name: "aliases naming different clusters", env: []string{"TESTCLUSTER=foo", "CLUSTER=bar"}, want: []string{`env CLUSTER, env TESTCLUSTER: cluster: CLUSTER=bar and TESTCLUSTER=foo name different values`}},
 		{name: "several at once", env: []string{"CLUSTER=Bad", "WORKER_COUNT=-1", "NODE_CIDR=x"}, want: []string{`cluster: "Bad"`, `node_cidr: "x" is not a CIDR`, `worker_count: -1 is out of range`}},
 	}
 	for _, tt := range tests {
@@ -247,5 +252,30 @@ func TestEnvName(t *testing.T) {
 		if known != tc.known || !strings.Contains(hint, tc.hint) {
 			t.Errorf("EnvName(%s) = %v, %q; want %v, %q", tc.name, known, hint, tc.known, tc.hint)
 		}
+	}
+}
+
+// TestImageURLWithTheDefaultVersion: README's air-gapped recipe sets only
+// IMAGE_URL and IMAGE_SHA256; the default v1.N.x resolves through the
+// catalog as it does without image_url.
+func TestImageURLWithTheDefaultVersion(t *testing.T) {
+	sum := strings.Repeat("ab", 32)
+	if _, err := load(t, nil, "IMAGE_URL=/srv/node.qcow2", "IMAGE_SHA256="+sum); err != nil {
+		t.Fatalf("IMAGE_URL + IMAGE_SHA256 with the default version: %v", err)
+	}
+	if _, err := load(t, nil, "IMAGE_URL=/srv/node.qcow2", "IMAGE_SHA256="+sum, "KUBERNETES_VERSION=v1.2.3"); err != nil {
+		t.Fatalf("with a full version outside the catalog: %v", err)
+	}
+	_, err := load(t, nil, "IMAGE_URL=/srv/node.qcow2", "IMAGE_SHA256="+sum, "KUBERNETES_VERSION=v1.99.x")
+	assertProblems(t, err, `kubernetes_version: "v1.99.x" is not a version like v1.2.3, nor v1.N.x with a patch in the catalog`)
+}
+
+func TestAliasesWithTheSameValuePass(t *testing.T) {
+	l, err := load(t, nil, "TESTCLUSTER=foo", "CLUSTER=foo", "MTU=1400", "MTU_VALUE=1400")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Settings.Cluster != "foo" || l.Settings.MTU != 1400 {
+		t.Fatalf("cluster %q, mtu %d", l.Settings.Cluster, l.Settings.MTU)
 	}
 }

@@ -139,10 +139,18 @@ func (k Knob) setFromString(s *Settings, text string) error {
 		}
 		v.SetInt(int64(d))
 	case []string:
-		v.Set(reflect.ValueOf(splitList(text)))
+		list, err := splitListStrict(text)
+		if err != nil {
+			return err
+		}
+		v.Set(reflect.ValueOf(list))
 	case map[string]string:
+		pairs, err := splitListStrict(text)
+		if err != nil {
+			return err
+		}
 		m := map[string]string{}
-		for _, pair := range splitList(text) {
+		for _, pair := range pairs {
 			key, val, ok := strings.Cut(pair, "=")
 			if !ok || key == "" {
 				return fmt.Errorf("%q is not a key=value list", text)
@@ -154,6 +162,21 @@ func (k Knob) setFromString(s *Settings, text string) error {
 		return fmt.Errorf("unsupported knob type %s", v.Type())
 	}
 	return nil
+}
+
+// splitListStrict is splitList that refuses empty items ("a,,b", "a,"):
+// a doubled or trailing comma is a typo, not a shorter list.
+func splitListStrict(text string) ([]string, error) {
+	parts := strings.Split(text, ",")
+	if strings.TrimSpace(text) == "" {
+		return []string{}, nil
+	}
+	for _, p := range parts {
+		if strings.TrimSpace(p) == "" {
+			return nil, fmt.Errorf("%q has an empty item (a doubled or trailing comma)", text)
+		}
+	}
+	return splitList(text), nil
 }
 
 func splitList(text string) []string {

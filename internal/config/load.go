@@ -188,6 +188,17 @@ func unwrapPathError(err error) error {
 func (l *Loaded) applyEnv(env map[string]string) Problems {
 	var problems Problems
 	for _, k := range Knobs() {
+		var set []string // aliases set to different values: which one is meant?
+		for _, name := range k.Env {
+			if v := env[name]; v != "" && (len(set) == 0 || env[set[0]] != v) {
+				set = append(set, name)
+			}
+		}
+		if len(set) > 1 {
+			problems = append(problems, Problem{Source: "env " + strings.Join(set, ", env "), Key: k.Key,
+				Message: fmt.Sprintf("%s=%s and %s=%s name different values; set one of them", set[0], env[set[0]], set[1], env[set[1]])})
+			continue
+		}
 		for _, name := range k.Env {
 			text, ok := env[name]
 			if !ok || text == "" {
@@ -240,7 +251,11 @@ func (k Knob) setFromNode(s *Settings, n *yaml.Node) error {
 	case []string:
 		switch n.Kind {
 		case yaml.ScalarNode:
-			v.Set(reflect.ValueOf(splitList(n.Value)))
+			list, err := splitListStrict(n.Value)
+			if err != nil {
+				return err
+			}
+			v.Set(reflect.ValueOf(list))
 		case yaml.SequenceNode:
 			list := []string{}
 			for _, item := range n.Content {

@@ -38,7 +38,7 @@ type Settings struct {
 	Tofu               string   `key:"tofu" group:"lab" doc:"OpenTofu or Terraform binary for mgmt_mode remote (empty: tofu or terraform from PATH, else OpenTofu built from its Go module)"`
 	ProviderSource     string   `key:"provider_source" group:"lab" doc:"Cluster API providers: upstream (released components and images), local (built from their Go modules, no registry) or auto (upstream when registry.k8s.io resolves)"`
 	StateDir           string   `key:"state_dir" group:"lab" doc:"local state: credentials (0600), kubeconfigs, per-cluster records"`
-	ArtifactsDir       string   `key:"artifacts_dir" group:"lab" doc:"reports and JSON records of every long target, for CI"`
+	ArtifactsDir       string   `key:"artifacts_dir" group:"lab" doc:"for CI: fullclean and leakcheck JSON reports, and what a cluster wait that timed out dumps (conditions, events, controller logs)"`
 
 	// --- cluster: workload clusters (SCS clusterctl.yaml / terraform variables) ---
 	KubernetesVersion          string            `key:"kubernetes_version" group:"cluster" doc:"workload Kubernetes version (v1.N.x = newest pinned patch)"`
@@ -48,6 +48,7 @@ type Settings struct {
 	ImageURL                   string            `key:"image_url" group:"cluster" doc:"node image source instead of the catalog: https://, file:// or a local path"`
 	ImageSHA256                string            `key:"image_sha256" group:"cluster" doc:"sha256 of image_url (required with image_url)"`
 	ImageExtraProperties       map[string]string `key:"image_extra_properties" group:"cluster" doc:"extra Glance properties for the node image (SCS: image_registration_extra_flags)"`
+	ImageReuseForeign          bool              `key:"image_reuse_foreign" group:"cluster" doc:"use an active image of that name that capilab did not register (one the cloud publishes, as SCS did) as it is: its source and checksum are not verified"`
 	ControllerFlavor           string            `key:"controller_flavor" group:"cluster" doc:"flavor of control-plane nodes"`
 	WorkerFlavor               string            `key:"worker_flavor" group:"cluster" doc:"flavor of worker nodes"`
 	ControllerCount            int               `key:"controller_count" group:"cluster" doc:"control-plane nodes: 0 (no test cluster), 1, 3, 5 or 7"`
@@ -62,7 +63,7 @@ type Settings struct {
 	CNIVersion                 string            `key:"cni_version" group:"cluster" doc:"CNI version (empty: the pinned one)"`
 	AntiAffinity               bool              `key:"anti_affinity" group:"cluster" doc:"spread nodes with server groups <prefix>-<cluster>-controller/-worker"`
 	SoftAntiAffinityController bool              `key:"soft_anti_affinity_controller" group:"cluster" doc:"soft instead of hard anti-affinity for control-plane nodes"`
-	EtcdUnsafeFS               bool              `key:"etcd_unsafe_fs" group:"cluster" doc:"etcd --unsafe-no-fsync (test clusters on slow disks, SCS #146)"`
+	EtcdUnsafeFS               bool              `key:"etcd_unsafe_fs" group:"cluster" doc:"etcd --unsafe-no-fsync (test clusters on slow disks, where etcd leader changes fail conformance tests)"`
 	UseOVNLBProvider           string            `key:"use_ovn_lb_provider" group:"cluster" doc:"Octavia OVN provider: false, auto or true"`
 	RestrictKubeAPI            []string          `key:"restrict_kubeapi" group:"cluster" doc:"CIDRs allowed to reach the API load balancer ([] all, [none] internal only)"`
 	CAPOInstanceCreateTimeout  int               `key:"capo_instance_create_timeout" group:"cluster" doc:"minutes CAPO waits for a server to become ACTIVE"`

@@ -106,7 +106,10 @@ func (l *Loaded) validate() Problems {
 			add("kubernetes_version", "%s", strings.TrimPrefix(err.Error(), fmt.Sprintf("kubernetes version %q: ", s.KubernetesVersion)))
 		}
 	} else if v := "v" + strings.TrimPrefix(s.KubernetesVersion, "v"); !semver.IsValid(v) || semver.Canonical(v) != v {
-		add("kubernetes_version", "%q is not a version like v1.2.3 (with image_url the version cannot be resolved from the catalog)", s.KubernetesVersion)
+		// v1.N.x names the newest patch the catalog pins, with image_url too.
+		if _, err := l.Versions.ResolveKubernetes(s.KubernetesVersion); err != nil {
+			add("kubernetes_version", "%q is not a version like v1.2.3, nor v1.N.x with a patch in the catalog", s.KubernetesVersion)
+		}
 	}
 	if s.CNIVersion != "" && !semver.IsValid(s.CNIVersion) {
 		add("cni_version", "%q is not a version like v1.2.3", s.CNIVersion)
@@ -202,13 +205,21 @@ func (l *Loaded) validate() Problems {
 		}
 		cidrs[key] = p
 	}
-	pairs := [][2]string{{"node_cidr", "pod_cidr"}, {"node_cidr", "service_cidr"}, {"pod_cidr", "service_cidr"}}
+	// One line per overlapping pair, on the key the user set (the other may
+	// be a default they never looked at).
+	pairs := [][2]string{{"node_cidr", "pod_cidr"}, {"node_cidr", "service_cidr"}, {"pod_cidr", "service_cidr"},
+		{"node_cidr", "mgmt_cidr"}, {"pod_cidr", "mgmt_cidr"}, {"service_cidr", "mgmt_cidr"}}
 	for _, pair := range pairs {
 		a, okA := cidrs[pair[0]]
 		b, okB := cidrs[pair[1]]
-		if okA && okB && a.Overlaps(b) {
-			add(pair[1], "%s overlaps %s %s", b, pair[0], a)
+		if !okA || !okB || !a.Overlaps(b) {
+			continue
 		}
+		key, other := pair[1], pair[0]
+		if l.Sources[key] == "default" && l.Sources[other] != "default" {
+			key, other = other, key
+		}
+		add(key, "%s overlaps %s %s", cidrs[key], other, cidrs[other])
 	}
 	for _, c := range s.RestrictMgmtServer {
 		if _, err := parseNetwork(c); err != nil {

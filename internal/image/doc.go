@@ -1,5 +1,5 @@
 // Package image registers CAPI node images in Glance, replacing SCS's
-// upload_capi_image.sh / wait_capi_image.sh (scs-reference §2(b)).
+// upload_capi_image.sh / wait_capi_image.sh.
 //
 // One registration:
 //

@@ -38,6 +38,9 @@ const (
 	Unchanged Action = "unchanged"
 	// Registered: capilab created and uploaded the image.
 	Registered Action = "registered"
+	// ReusedForeign: an active image of that name that capilab did not
+	// register is used as it is (ReuseForeign); its checksum is unverified.
+	ReusedForeign Action = "reused, not registered by capilab: checksum unverified"
 )
 
 // Result describes the registered image.
@@ -147,6 +150,18 @@ func (r *registration) run(ctx context.Context) (Result, error) {
 		return Result{}, err
 	}
 	p := r.plan(existing, want)
+	if kind, _, _ := parseSource(r.spec.Source); len(p.conflicts) > 0 && src == nil && kind == sourceLocal {
+		// A wrong sha256 for the file is the first thing to say (it looks
+		// like a name conflict otherwise): reading a local file is cheap.
+		s, err := r.fetchSource(ctx, want, wantFrom)
+		if err != nil {
+			return Result{}, err
+		}
+		src = &s
+	}
+	if res, ok := r.reuseForeign(p); ok {
+		return res, nil
+	}
 	if err := p.conflict(r.g, r.spec.Name); err != nil {
 		return Result{}, err
 	}
@@ -215,15 +230,38 @@ type plan struct {
 	inProgress []images.Image // ours, being uploaded right now (another run)
 	stale      []images.Image // ours, incomplete or duplicate: delete
 	conflicts  []string       // images capilab must neither touch nor duplicate
+	// foreign are the active images among the conflicts that capilab did
+	// not register (no capilab_source_sha256): reusable with ReuseForeign.
+	foreign []images.Image
 }
 
 func (p plan) conflict(g Glance, name string) error {
 	if len(p.conflicts) == 0 {
 		return nil
 	}
+	hint := ""
+	if len(p.foreign) == 1 && len(p.conflicts) == 1 {
+		hint = ", or set image_reuse_foreign=true (IMAGE_REUSE_FOREIGN=true) to use that image as it is (its checksum cannot be verified)"
+	}
 	return fmt.Errorf("cloud %s: image %s: there is already an image of that name that capilab did not register from this source: %s; "+
 		"capilab does not add a second image of the same name (CAPO would not know which to boot) and does not touch images it cannot prove are its own: "+
-		"delete or rename the image, or set image_name", g.Cloud, name, strings.Join(p.conflicts, "; "))
+		"delete or rename the image, or set image_name%s", g.Cloud, name, strings.Join(p.conflicts, "; "), hint)
+}
+
+// reuseForeign takes the one active image of the name that capilab did not
+// register, when the spec allows it and nothing else is in the way.
+func (r *registration) reuseForeign(p plan) (Result, bool) {
+	if !r.spec.ReuseForeign || len(p.foreign) != 1 || len(p.conflicts) != 1 || p.reuse != nil || len(p.inProgress) > 0 {
+		return Result{}, false
+	}
+	img := p.foreign[0]
+	whose := "project " + img.Owner
+	if r.g.ProjectID != "" && img.Owner == r.g.ProjectID {
+		whose = "this project"
+	}
+	r.log.Warn("using an image capilab did not register (image_reuse_foreign): its source and checksum are not verified",
+		"id", img.ID, "owner", whose, "visibility", img.Visibility)
+	return resultOf(ReusedForeign, &img, ""), true
 }
 
 func describe(img images.Image, own bool) string {
@@ -247,9 +285,13 @@ func (r *registration) plan(imgs []images.Image, want string) plan {
 		same := prop(img, PropSourceSHA256) == want
 		switch img.Status {
 		case images.ImageStatusActive:
-			if same {
+			switch {
+			case same:
 				matches = append(matches, img)
-			} else {
+			case prop(img, PropSourceSHA256) == "":
+				p.foreign = append(p.foreign, img)
+				p.conflicts = append(p.conflicts, describe(img, own))
+			default:
 				p.conflicts = append(p.conflicts, describe(img, own))
 			}
 		case images.ImageStatusQueued, images.ImageStatusSaving, images.ImageStatusImporting, "uploading":

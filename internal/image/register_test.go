@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -179,6 +180,22 @@ func TestChecksumMismatchRegistersNothing(t *testing.T) {
 	}
 }
 
+// TestChecksumMismatchIsSaidFirst: a wrong sha256 for a local file whose
+// image is registered already is reported as the mismatch it is, not as a
+// name conflict.
+func TestChecksumMismatchIsSaidFirst(t *testing.T) {
+	f := newFakeGlance(t)
+	g := f.glance(t)
+	src, sum := qcow2(t, t.TempDir(), gib, 4096)
+	if _, err := Register(context.Background(), g, baseSpec(t, src, sum), nil); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Register(context.Background(), g, baseSpec(t, src, strings.Repeat("ab", 32)), nil)
+	if err == nil || !strings.Contains(err.Error(), "sha256 mismatch") || strings.Contains(err.Error(), "already an image of that name") {
+		t.Fatalf("err = %v, want the sha256 mismatch", err)
+	}
+}
+
 // TestExistingImages covers what registration does with what the name
 // lookup finds: reuse, replace, or refuse.
 func TestExistingImages(t *testing.T) {
@@ -199,6 +216,7 @@ func TestExistingImages(t *testing.T) {
 		wantErr    string
 		wantLeft   int  // images of the name afterwards
 		wantKept   bool // every pre-existing image is still there
+		reuse      bool // Spec.ReuseForeign
 	}{
 		{name: "own active same source", existing: []map[string]any{own(nil)}, wantAction: Unchanged, wantLeft: 1, wantKept: true},
 		{name: "public image of another project, same source", existing: []map[string]any{own(map[string]any{"owner": otherProject, "visibility": "public", "tags": []any{}})}, wantAction: Unchanged, wantLeft: 1, wantKept: true},
@@ -211,6 +229,10 @@ func TestExistingImages(t *testing.T) {
 		{name: "untagged queued image of the project", existing: []map[string]any{own(map[string]any{"tags": []any{}, "status": "queued"})}, wantErr: "status queued", wantLeft: 1, wantKept: true},
 		{name: "tagged image of another project is not ours", existing: []map[string]any{own(map[string]any{"owner": otherProject, "visibility": "public", PropSourceSHA256: other})}, wantErr: "owner " + otherProject, wantLeft: 1, wantKept: true},
 		{name: "deactivated", existing: []map[string]any{own(map[string]any{"status": "deactivated"})}, wantErr: "status deactivated", wantLeft: 1, wantKept: true},
+		{name: "a public image capilab did not register: the way out is named", existing: []map[string]any{map[string]any{"name": "ubuntu-capi-image-v1.2.3", "owner": otherProject, "visibility": "public", "tags": []any{"managed_by_osism"}}}, wantErr: "set image_reuse_foreign=true", wantLeft: 1, wantKept: true},
+		{name: "a public image capilab did not register, reuse allowed", existing: []map[string]any{map[string]any{"name": "ubuntu-capi-image-v1.2.3", "owner": otherProject, "visibility": "public", "tags": []any{"managed_by_osism"}}}, reuse: true, wantAction: ReusedForeign, wantLeft: 1, wantKept: true},
+		{name: "two such images: which one?", existing: []map[string]any{map[string]any{"name": "ubuntu-capi-image-v1.2.3", "owner": otherProject, "visibility": "public", "tags": []any{"managed_by_osism"}}, map[string]any{"name": "ubuntu-capi-image-v1.2.3", "owner": otherProject, "visibility": "public", "tags": []any{"managed_by_osism"}}}, reuse: true, wantErr: "not tagged capilab-managed", wantLeft: 2, wantKept: true},
+		{name: "reuse allowed, but capilab registered it from another source", existing: []map[string]any{own(map[string]any{PropSourceSHA256: other})}, reuse: true, wantErr: "registered by capilab from a source with sha256 " + other, wantLeft: 1, wantKept: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -220,7 +242,9 @@ func TestExistingImages(t *testing.T) {
 			for _, img := range tt.existing {
 				ids = append(ids, f.add(img))
 			}
-			res, err := Register(context.Background(), g, baseSpec(t, src, sum), nil)
+			spec := baseSpec(t, src, sum)
+			spec.ReuseForeign = tt.reuse
+			res, err := Register(context.Background(), g, spec, nil)
 			switch {
 			case tt.wantErr != "":
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
@@ -727,6 +751,38 @@ func TestChecksumFileUnreachable(t *testing.T) {
 			}
 			if err != nil || res.Action != Unchanged {
 				t.Fatalf("%+v, %v", res, err)
+			}
+		})
+	}
+}
+
+// dnsFailing is a transport whose every request fails to resolve its host.
+type dnsFailing struct{ calls int }
+
+func (d *dnsFailing) RoundTrip(r *http.Request) (*http.Response, error) {
+	d.calls++
+	return nil, &net.OpError{Op: "dial", Net: "tcp", Err: &net.DNSError{Err: "no such host", Name: r.URL.Hostname(), IsNotFound: true}}
+}
+
+// TestUnresolvableSourceIsNotRetried: "no such host" for the download or
+// the checksum file fails at once instead of being retried as if transient.
+func TestUnresolvableSourceIsNotRetried(t *testing.T) {
+	for _, tc := range []struct{ name, sha, checksumURL string }{
+		{"download", strings.Repeat("ab", 32), ""},
+		{"checksum file", "", "https://images.invalid/x.qcow2.CHECKSUM"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeGlance(t)
+			d := &dnsFailing{}
+			spec := baseSpec(t, "https://images.invalid/x.qcow2", tc.sha)
+			spec.ChecksumURL, spec.CacheDir, spec.HTTPClient = tc.checksumURL, t.TempDir(), &http.Client{Transport: d}
+			log, logs := testLog(t)
+			_, err := Register(context.Background(), f.glance(t), spec, log)
+			if err == nil || !strings.Contains(err.Error(), "no such host") {
+				t.Fatalf("err = %v, want no such host", err)
+			}
+			if d.calls != 1 || strings.Contains(logs.String(), "retrying") {
+				t.Errorf("%d request(s), want 1 and no retry:\n%s", d.calls, logs)
 			}
 		})
 	}

@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -98,6 +100,9 @@ func (r *registration) fetchChecksum(ctx context.Context) (string, error) {
 		defer cancel()
 		var err error
 		data, err = r.get(ctx, s.ChecksumURL, maxChecksumFile)
+		if err != nil && !transientDownloadErr(err) {
+			return permanent(err)
+		}
 		return err
 	})
 	if err != nil {
@@ -152,6 +157,19 @@ func transientDownloadErr(err error) bool {
 	}
 	if errors.Is(err, errIdle) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, errShort) {
 		return true
+	}
+	// A name that does not resolve will not resolve on the next attempt;
+	// a DNS timeout or a failing DNS server may pass.
+	var de *net.DNSError
+	if errors.As(err, &de) {
+		return de.IsTimeout || (de.IsTemporary && !de.IsNotFound)
+	}
+	// A certificate that does not verify will not verify next time.
+	var cv *tls.CertificateVerificationError
+	var ua x509.UnknownAuthorityError
+	var hn x509.HostnameError
+	if errors.As(err, &cv) || errors.As(err, &ua) || errors.As(err, &hn) {
+		return false
 	}
 	var ne net.Error
 	if errors.As(err, &ne) {

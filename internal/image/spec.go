@@ -69,6 +69,11 @@ type Spec struct {
 	HTTPClient *http.Client
 	// QemuImg is the qemu-img binary (default: "qemu-img" on PATH).
 	QemuImg string
+	// ReuseForeign uses an active image of Name that capilab did not
+	// register (one the cloud publishes, as SCS reused) as it is, instead
+	// of stopping: its source and checksum cannot be verified, and the
+	// result says whose it is.
+	ReuseForeign bool
 }
 
 var hexSHA256 = regexp.MustCompile(`^[0-9a-f]{64}$`)

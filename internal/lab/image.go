@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"golang.org/x/mod/semver"
+
 	"github.com/capilab/capilab/internal/image"
 )
 
@@ -19,6 +21,7 @@ func (r *Run) ImageSpec() (image.Spec, error) {
 		ExtraProperties: s.ImageExtraProperties,
 		CacheDir:        filepath.Join(string(r.State()), "cache", "images"),
 		Timeout:         s.ImageTimeout,
+		ReuseForeign:    s.ImageReuseForeign,
 	}
 	if s.ImageURL != "" {
 		spec.Source = s.ImageURL
@@ -27,6 +30,14 @@ func (r *Run) ImageSpec() (image.Spec, error) {
 		}
 		spec.SHA256 = s.ImageSHA256
 		spec.KubernetesVersion = "v" + strings.TrimPrefix(s.KubernetesVersion, "v")
+		if semver.Canonical(spec.KubernetesVersion) != spec.KubernetesVersion {
+			// v1.N.x: the patch the catalog pins names the image.
+			entry, err := r.Loaded.Versions.ResolveKubernetes(s.KubernetesVersion)
+			if err != nil {
+				return image.Spec{}, &ExitError{Code: ExitBadInput, Err: err}
+			}
+			spec.KubernetesVersion = entry.Kubernetes
+		}
 	} else {
 		entry, err := r.Loaded.Versions.ResolveKubernetes(s.KubernetesVersion)
 		if err != nil {
@@ -61,8 +72,13 @@ func ImageRegister(ctx context.Context, r *Run) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(r.Stdout, "image %s: %s (id %s, %s, min_disk %d GiB, sha256 %s) in %s\n",
-		res.Name, res.Action, res.ID, res.DiskFormat, res.MinDiskGiB, res.SourceSHA256, res.Took.Round(1e6))
+	if res.Action == image.ReusedForeign {
+		fmt.Fprintf(r.Stdout, "image %s: %s (id %s, owner project %s, visibility %s, %s, min_disk %d GiB) in %s\n",
+			res.Name, res.Action, res.ID, res.Owner, res.Visibility, res.DiskFormat, res.MinDiskGiB, res.Took.Round(1e6))
+	} else {
+		fmt.Fprintf(r.Stdout, "image %s: %s (id %s, %s, min_disk %d GiB, sha256 %s) in %s\n",
+			res.Name, res.Action, res.ID, res.DiskFormat, res.MinDiskGiB, res.SourceSHA256, res.Took.Round(1e6))
+	}
 	r.Log.Debug("image:register done", "requests", c.Stats.Requests(), "retries", c.Stats.Retries())
 	return nil
 }

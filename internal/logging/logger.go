@@ -56,6 +56,10 @@ func replaceAttr(secrets *Secrets) func([]string, slog.Attr) slog.Attr {
 			return slog.String(a.Key, Redacted)
 		}
 		switch a.Value.Kind() {
+		case slog.KindDuration:
+			// As people read them ("1.5s"), in JSON too, where slog would
+			// write integer nanoseconds.
+			return slog.String(a.Key, a.Value.Duration().String())
 		case slog.KindString:
 			return slog.String(a.Key, secrets.Redact(a.Value.String()))
 		case slog.KindAny:

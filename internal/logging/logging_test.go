@@ -2,10 +2,12 @@ package logging
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestRedactionEveryPath(t *testing.T) {
@@ -80,5 +82,29 @@ func TestBadOptions(t *testing.T) {
 	}
 	if _, err := New(&bytes.Buffer{}, Options{Level: "loud"}); err == nil {
 		t.Fatal("want error for level")
+	}
+}
+
+// TestDurationsAreReadable: JSON logs carry durations as "1.5s", not as
+// integer nanoseconds; a failed step's line does not repeat the error
+// (the error is reported once, by whoever handles it).
+func TestDurationsAreReadableAndStepsDoNotRepeatErrors(t *testing.T) {
+	var buf bytes.Buffer
+	log, err := New(&buf, Options{Format: "json", Secrets: NewSecrets()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Info("waited", "elapsed", 1500*time.Millisecond)
+	step := StartStep(log, "image x")
+	step.Done(errors.New("sha256 mismatch: the file has abc"))
+	var rec map[string]any
+	if err := json.Unmarshal([]byte(strings.Split(buf.String(), "\n")[0]), &rec); err != nil {
+		t.Fatal(err)
+	}
+	if rec["elapsed"] != "1.5s" {
+		t.Errorf("elapsed = %#v, want \"1.5s\"", rec["elapsed"])
+	}
+	if strings.Contains(buf.String(), "sha256 mismatch") || !strings.Contains(buf.String(), "image x failed") {
+		t.Errorf("step end line:\n%s", buf.String())
 	}
 }

@@ -3,6 +3,7 @@
 package cli_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -145,4 +146,20 @@ func rejectedCloud(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestJSONLogsEndInJSON: with LOG_FORMAT=json the error bin/mage ends with
+// is a JSON record (with the exit code), like every log line before it.
+func TestJSONLogsEndInJSON(t *testing.T) {
+	l := newLab(t, "json")
+	r := l.run("bin/mage clean:check LOG_FORMAT=json CLUSTERS=Bad_1")
+	lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+	var last struct {
+		Level    string `json:"level"`
+		Msg      string `json:"msg"`
+		ExitCode int    `json:"exit_code"`
+	}
+	if r.code != 2 || json.Unmarshal([]byte(lines[len(lines)-1]), &last) != nil || last.Level != "ERROR" || last.ExitCode != 2 || !strings.Contains(last.Msg, "Bad_1") {
+		t.Errorf("want exit 2 and a JSON error record as the last line:\n%s", r)
+	}
 }
