@@ -29,7 +29,7 @@ GOALS := help create create_cluster delete_cluster get-kubeconfig ssh check chec
 
 # SCS make targets capilab does not have, and what replaces each.
 scs.init       := capilab needs no init: make config-check validates the settings and authenticates with OS_CLOUD; with MGMT_MODE=remote, make create runs OpenTofu's init itself (state in state/terraform, workspace PREFIX)
-scs.dry-run    := destructive targets take DRY_RUN=1 (make fullclean DRY_RUN=1, make appcred-delete DRY_RUN=1); make create has no plan mode
+scs.dry-run    := destructive targets take DRY_RUN=1 (make fullclean DRY_RUN=1, make appcred-delete DRY_RUN=1); make create MGMT_MODE=remote DRY_RUN=1 plans the management node without applying
 scs.show       := make config shows the settings, make leakcheck LEAK_SCOPE=lab lists the lab's OpenStack resources; with MGMT_MODE=remote the OpenTofu state is state/terraform/terraform.tfstate.d/PREFIX
 scs.list       := $(scs.show)
 scs.attach     := capilab never adopts resources it did not make: make create MGMT_MODE=remote refuses a management node of this PREFIX that its state does not track
@@ -185,9 +185,9 @@ test:
 test-integration:
 	scripts/test-integration.sh
 
-## bench: Benchmarks on devcloud, as ratios against their baselines: image registration vs the openstack CLI, fullclean vs SCS cleanup.sh.
+## bench: Benchmarks on devcloud, as ratios against their baselines: image registration vs the openstack CLI, fullclean vs SCS cleanup.sh; and the cold/warm build of OpenTofu and its OpenStack provider.
 bench:
-	$(GO) test -tags integration -run '^$$' -bench . -benchtime 1x -timeout 4h ./tests/integration/image ./tests/integration/cleanup
+	$(GO) test -tags integration -run '^$$' -bench . -benchtime 1x -timeout 4h ./tests/integration/image ./tests/integration/cleanup ./tests/integration/remote
 
 ## lint: gofmt, go vet (including the magefiles and the tagged test tiers).
 lint:

@@ -51,4 +51,4 @@ func Mutating(name string, dryRun bool, t Target) Target {
 }
 
 // dryRunTargets names the targets that honour dry_run, for messages.
-const dryRunTargets = "make fullclean and make appcred-delete"
+const dryRunTargets = "make fullclean, make appcred-delete and make create MGMT_MODE=remote"

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"text/tabwriter"
 
 	"go.yaml.in/yaml/v3"
 
@@ -155,6 +156,13 @@ func RemoteCreate(ctx context.Context, r *Run) error {
 	if err != nil {
 		return err
 	}
+	if r.Settings.DryRun {
+		changes, err := n.DryRun(ctx)
+		if err != nil {
+			return remoteError(err)
+		}
+		return printChanges(r, changes)
+	}
 	if err := n.Create(ctx); err != nil {
 		return remoteError(err)
 	}
@@ -232,4 +240,25 @@ func MgmtSSH(ctx context.Context, r *Run) error {
 		return err
 	}
 	return n.SSH(ctx)
+}
+
+// printChanges is the dry run's plan: one line per resource.
+func printChanges(r *Run, changes []remote.Change) error {
+	tw := tabwriter.NewWriter(r.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ACTION\tRESOURCE\tNAME")
+	n := 0
+	for _, c := range changes {
+		action := strings.Join(c.Actions, ",")
+		if action == "no-op" {
+			continue
+		}
+		n++
+		name, _ := c.After["name"].(string)
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", action, c.Address, name)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(r.Stdout, "dry run for the remote management node of lab %s: %d change(s) planned, nothing applied\n", r.Settings.Prefix, n)
+	return nil
 }

@@ -38,7 +38,8 @@ func Targets() map[string]Target {
 	// (remote.go); with mgmt_mode local they stay what they are above.
 	for name, rt := range remoteTargets {
 		if pending[name] {
-			rt = Mutating(name, false, rt)
+			// make create plans only with DRY_RUN=1 (SCS's make dry-run).
+			rt = Mutating(name, name == "mgmt:create", rt)
 		}
 		m[name] = ByMgmtMode(m[name], rt)
 	}

@@ -26,7 +26,7 @@ import (
 // there; all of it within budget.
 func (n *Node) bootstrap(ctx context.Context, fip, src string, cred Credential, budget time.Duration) error {
 	deadline := time.Now().Add(budget)
-	left := func() time.Duration { return max(time.Until(deadline), time.Second) }
+	left := func() time.Duration { return max(time.Until(deadline).Round(time.Second), time.Second) }
 	sh := n.ssh(fip)
 	step := logging.StartStep(n.opts.Log, "bootstrap of the management node "+n.names.Server()+" at "+fip, "bound", budget)
 
@@ -54,7 +54,8 @@ func (n *Node) bootstrap(ctx context.Context, fip, src string, cred Credential, 
 
 // waitSSH waits until ssh to the node runs a command.
 func (n *Node) waitSSH(ctx context.Context, sh SSH, bound time.Duration) error {
-	return wait.For(ctx, n.opts.Log, wait.Spec{What: "ssh to " + sh.User + "@" + sh.Host + " (the node booting)", Timeout: bound, Interval: n.opts.Poll, ReportEvery: 30 * time.Second},
+	n.opts.Log.Info("waiting for ssh to "+sh.User+"@"+sh.Host+" (the node booting)", "bound", bound)
+	return wait.For(ctx, n.opts.Log, wait.Spec{What: "ssh to " + sh.User + "@" + sh.Host + " (the node booting)", Timeout: bound, Interval: n.opts.Poll, ReportEvery: 15 * time.Second},
 		func(ctx context.Context) (bool, string, error) {
 			cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()

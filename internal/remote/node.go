@@ -80,11 +80,13 @@ type Options struct {
 	// GoProxy is the GOPROXY the node uses (this machine's).
 	GoProxy string
 	// Env is the environment tofu, ssh and git start from (nil: this process's).
-	Env    []string
-	Log    *slog.Logger
-	Stdin  io.Reader
-	Stdout io.Writer
-	Stderr io.Writer
+	Env []string
+	// SSHClient is the ssh command (default "ssh").
+	SSHClient string
+	Log       *slog.Logger
+	Stdin     io.Reader
+	Stdout    io.Writer
+	Stderr    io.Writer
 	// Poll is the longest pause between looks at the node's progress (default 10s).
 	Poll time.Duration
 }
@@ -271,6 +273,25 @@ func (n *Node) floatingIP() (string, error) {
 	return fip, nil
 }
 
+// DryRun runs the preflight and plans without applying: the changes an
+// apply would make (SCS's make dry-run). It creates nothing in the cloud;
+// locally it writes the variables and, the first time, the lab's ssh key.
+func (n *Node) DryRun(ctx context.Context) ([]Change, error) {
+	if _, err := n.Plan(ctx); err != nil {
+		return nil, err
+	}
+	ws, unlock, err := n.ready(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	defer os.Remove(ws.planFile())
+	if _, err := ws.Plan(ctx); err != nil {
+		return nil, err
+	}
+	return ws.ShowPlan(ctx)
+}
+
 // Create builds the node and has it run `make create`: preflight (bad
 // input is a *BadInputError, nothing planned), the lab's credential, plan
 // and apply, then the bootstrap, followed and bounded by remote_timeout.
@@ -328,7 +349,7 @@ func (n *Node) writeRecord(r record) error {
 }
 
 func (n *Node) ssh(host string) SSH {
-	return SSH{Host: host, User: n.opts.Settings.SSHUsername, KeyFile: n.KeyFile(), KnownHosts: n.knownHosts(), Env: n.opts.Env}
+	return SSH{Client: n.opts.SSHClient, Host: host, User: n.opts.Settings.SSHUsername, KeyFile: n.KeyFile(), KnownHosts: n.knownHosts(), Env: n.opts.Env}
 }
 
 // Delete deletes the lab's workload clusters through the node (`make
@@ -353,17 +374,21 @@ func (n *Node) Delete(ctx context.Context) error {
 				return err
 			}
 		}
+	}
+	if _, err := os.Stat(filepath.Dir(ws.StateFile())); err == nil {
 		wsr, unlock, err := n.ready(ctx)
 		if err != nil {
 			return err
 		}
-		step := logging.StartStep(n.opts.Log, "destroy "+wsr.Bin.Kind+" workspace "+wsr.Name)
-		err = wsr.Destroy(ctx)
+		if len(st.Resources) > 0 {
+			step := logging.StartStep(n.opts.Log, "destroy "+wsr.Bin.Kind+" workspace "+wsr.Name)
+			err = wsr.Destroy(ctx)
+			step.Done(err)
+		}
 		if err == nil {
 			err = wsr.DeleteWorkspace(ctx)
 		}
 		unlock()
-		step.Done(err)
 		if err != nil {
 			return err
 		}

@@ -245,3 +245,20 @@ func TestNodeNeedsItsInputs(t *testing.T) {
 		t.Errorf("Status: %+v %v", st, err)
 	}
 }
+
+func TestParsePlan(t *testing.T) {
+	doc := `{"format_version":"1.2","resource_changes":[
+	  {"address":"openstack_blockstorage_volume_v3.root[0]","mode":"managed","change":{"actions":["create"],"after":{"name":"lab7-mgmtcluster","size":30}}},
+	  {"address":"data.x.y","mode":"data","change":{"actions":["read"]}},
+	  {"address":"openstack_compute_instance_v2.mgmt","mode":"managed","change":{"actions":["no-op"],"after":{"name":"lab7-mgmtcluster"}}}]}`
+	changes, err := parsePlan([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(changes) != 2 || changes[0].Address != "openstack_blockstorage_volume_v3.root[0]" || changes[0].After["size"] != float64(30) || changes[1].Actions[0] != "no-op" {
+		t.Fatalf("got %+v", changes)
+	}
+	if _, err := parsePlan([]byte("not json")); err == nil {
+		t.Error("no error for garbage")
+	}
+}

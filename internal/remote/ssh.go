@@ -18,6 +18,7 @@ import (
 // host key is recorded on first contact in the lab's own known_hosts file
 // (never the user's) and checked from then on.
 type SSH struct {
+	Client     string // the ssh command (default "ssh")
 	Host       string // the floating IP
 	User       string
 	KeyFile    string
@@ -41,7 +42,7 @@ func (s SSH) options() []string {
 // Command runs a shell command line on the node (non-interactive).
 func (s SSH) Command(script string) *command.Cmd {
 	args := append(s.options(), "-o", "BatchMode=yes", "-T", s.User+"@"+s.Host, "--", script)
-	return command.New("ssh", args...).WithEnv(s.Env)
+	return command.New(s.client(), args...).WithEnv(s.Env)
 }
 
 // Interactive is ssh with a terminal when stdin is one, running args on
@@ -51,7 +52,14 @@ func (s SSH) Interactive(args ...string) *command.Cmd {
 	if len(args) > 0 {
 		a = append(a, "--", quoteArgs(args))
 	}
-	return command.New("ssh", a...).WithEnv(s.Env)
+	return command.New(s.client(), a...).WithEnv(s.Env)
+}
+
+func (s SSH) client() string {
+	if s.Client == "" {
+		return "ssh"
+	}
+	return s.Client
 }
 
 // Line is the ssh command a person can paste (for messages).

@@ -174,6 +174,11 @@ func (w *Workspace) run(ctx context.Context, c *command.Cmd) error {
 // private makes every state and plan file of the workspace 0600 (OpenTofu
 // writes them with the process umask; the directory is 0700 as well).
 func (w *Workspace) private() error {
+	for _, d := range []string{filepath.Join(w.Dir, "terraform.tfstate.d"), filepath.Dir(w.StateFile())} {
+		if err := os.Chmod(d, 0o700); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
 	files, _ := filepath.Glob(filepath.Join(filepath.Dir(w.StateFile()), "*"))
 	files = append(files, w.planFile(), filepath.Join(w.Dir, "terraform.tfstate"), filepath.Join(w.Dir, "terraform.tfstate.backup"))
 	for _, f := range files {
@@ -226,6 +231,10 @@ func (w *Workspace) Destroy(ctx context.Context) error {
 func (w *Workspace) DeleteWorkspace(ctx context.Context) error {
 	if _, err := os.Stat(filepath.Dir(w.StateFile())); errors.Is(err, fs.ErrNotExist) {
 		return nil
+	}
+	// The selected workspace cannot be deleted: select default first.
+	if err := w.run(ctx, w.cmd(false, "workspace", "select", "-no-color", "default")); err != nil {
+		return err
 	}
 	return w.run(ctx, w.cmd(false, "workspace", "delete", "-no-color", w.Name))
 }
@@ -360,3 +369,43 @@ func (l *lineWriter) Flush() {
 }
 
 var _ io.Writer = (*lineWriter)(nil)
+
+// Change is one planned change of a resource.
+type Change struct {
+	Address string
+	Actions []string       // create, update, delete, no-op, read
+	After   map[string]any // planned attributes (unknown ones absent)
+}
+
+// ShowPlan reads the plan Plan made (`show -json`).
+func (w *Workspace) ShowPlan(ctx context.Context) ([]Change, error) {
+	out, err := w.cmd(true, "show", "-json", "-no-color", w.planFile()).Output(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return parsePlan(out)
+}
+
+func parsePlan(data []byte) ([]Change, error) {
+	var doc struct {
+		ResourceChanges []struct {
+			Address string `json:"address"`
+			Mode    string `json:"mode"`
+			Change  struct {
+				Actions []string       `json:"actions"`
+				After   map[string]any `json:"after"`
+			} `json:"change"`
+		} `json:"resource_changes"`
+	}
+	if err := json.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("plan: %w", err)
+	}
+	var out []Change
+	for _, rc := range doc.ResourceChanges {
+		if rc.Mode != "managed" {
+			continue
+		}
+		out = append(out, Change{Address: rc.Address, Actions: rc.Change.Actions, After: rc.Change.After})
+	}
+	return out, nil
+}
