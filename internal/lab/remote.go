@@ -8,11 +8,13 @@ import (
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/capilab/capilab/internal/appcred"
 	"github.com/capilab/capilab/internal/command"
+	"github.com/capilab/capilab/internal/mgmt"
 	"github.com/capilab/capilab/internal/modbuild"
 	"github.com/capilab/capilab/internal/remote"
 	"github.com/capilab/capilab/internal/state"
@@ -170,31 +172,83 @@ func RemoteCreate(ctx context.Context, r *Run) error {
 	return nil
 }
 
-// RemoteClean is `make clean` with mgmt_mode remote: the workload clusters
-// through the node, then the node.
-func RemoteClean(ctx context.Context, r *Run) error {
+// RemoteDelete is `make clean` (workload: the workload clusters through
+// the node first) and `make mgmt-delete` with mgmt_mode remote: the
+// management cluster on the node, then the node.
+func RemoteDelete(workload bool) Target {
+	return func(ctx context.Context, r *Run) error {
+		n, err := r.RemoteNode(ctx, true)
+		if err != nil {
+			return err
+		}
+		if err := n.Delete(ctx, workload); err != nil {
+			return remoteError(err)
+		}
+		if err := os.Remove(r.mgmtKubeconfigPath()); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		fmt.Fprintf(r.Stdout, "remote management node of lab %s: deleted\n", r.Settings.Prefix)
+		return nil
+	}
+}
+
+// RemoteForward runs make target on the remote management node with this
+// run's settings and follows it (bounded by remote_timeout).
+func RemoteForward(target string) Target {
+	return func(ctx context.Context, r *Run) error {
+		n, err := r.RemoteNode(ctx, false)
+		if err != nil {
+			return err
+		}
+		if err := n.Forward(ctx, target); err != nil {
+			return remoteError(err)
+		}
+		fmt.Fprintf(r.Stdout, "make %s on the management node of lab %s: done\n", target, r.Settings.Prefix)
+		return nil
+	}
+}
+
+// RemoteStatus is `mage mgmt:status` with mgmt_mode remote: what the state
+// records of the node, whether its server exists, when make create last
+// ran there.
+func RemoteStatus(ctx context.Context, r *Run) error {
 	n, err := r.RemoteNode(ctx, true)
 	if err != nil {
 		return err
 	}
-	if err := n.Delete(ctx); err != nil {
-		return remoteError(err)
+	st, err := n.Status(ctx)
+	if err != nil {
+		return err
 	}
-	for _, f := range []string{r.mgmtKubeconfigPath(), r.workloadKubeconfigPath()} {
-		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return err
-		}
+	if !st.Exists {
+		fmt.Fprintf(r.Stdout, "remote management node %s does not exist (make create MGMT_MODE=remote)\n", n.Names().Server())
+		return &ExitError{Code: ExitFailure, Err: fmt.Errorf("remote management node %s does not exist", n.Names().Server())}
 	}
-	fmt.Fprintf(r.Stdout, "remote management node of lab %s: deleted\n", r.Settings.Prefix)
+	tw := tabwriter.NewWriter(r.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "server\t%s (%s), exists in the cloud: %v\n", n.Names().Server(), st.ServerID, st.ServerFound)
+	fmt.Fprintf(tw, "floating IP\t%s\n", st.FloatingIP)
+	created := "never started"
+	switch {
+	case !st.CreateFinished.IsZero():
+		created = "ended well " + st.CreateFinished.Format(time.RFC3339)
+	case !st.CreateStarted.IsZero():
+		created = "started " + st.CreateStarted.Format(time.RFC3339) + ", not ended well"
+	}
+	fmt.Fprintf(tw, "make create on the node\t%s\n", created)
+	fmt.Fprintf(tw, "resources in the state\t%d\n", len(st.Resources))
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if !st.ServerFound {
+		return &ExitError{Code: ExitFailure, Err: fmt.Errorf("the state records server %s, which the cloud does not have (make fullclean, then make clean)", st.ServerID)}
+	}
 	return nil
 }
 
+// mgmtKubeconfigPath is where the management cluster's kubeconfig is kept
+// in either mode.
 func (r *Run) mgmtKubeconfigPath() string {
-	return filepath.Join(string(r.State()), r.Settings.Prefix+"-mgmt.kubeconfig")
-}
-
-func (r *Run) workloadKubeconfigPath() string {
-	return filepath.Join(string(r.State()), r.Settings.Prefix+"-"+r.Settings.Cluster+".kubeconfig")
+	return (&mgmt.Manager{State: r.State()}).KubeconfigPath()
 }
 
 // RemoteKubeconfig is `make get-kubeconfig` with mgmt_mode remote: the
@@ -222,7 +276,7 @@ func RemoteKubeconfig(ctx context.Context, r *Run) error {
 	case err != nil:
 		return err
 	}
-	p = r.workloadKubeconfigPath()
+	p = filepath.Join(r.State().ClusterDir(r.Settings.Cluster), "kubeconfig")
 	if err := state.WriteSecretFile(p, wl); err != nil {
 		return err
 	}

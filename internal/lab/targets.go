@@ -37,22 +37,28 @@ func Targets() map[string]Target {
 	// With mgmt_mode remote these act on the remote management node
 	// (remote.go); with mgmt_mode local they stay what they are above.
 	for name, rt := range remoteTargets {
-		if pending[name] {
-			// make create plans only with DRY_RUN=1 (SCS's make dry-run).
-			rt = Mutating(name, name == "mgmt:create", rt)
-		}
 		m[name] = ByMgmtMode(m[name], rt)
 	}
 	m["mgmt:ssh"] = MgmtSSH
 	return m
 }
 
-// remoteTargets are the bodies of the targets for mgmt_mode remote.
+// remoteTargets are the bodies of the targets for mgmt_mode remote: the
+// node is built, cleaned and destroyed here; the cluster and check
+// targets run on the node (make <target> there, followed from here).
 var remoteTargets = map[string]Target{
-	"mgmt:create":        RemoteCreate,
-	"mgmt:delete":        RemoteClean,
-	"clean:all":          RemoteClean,
+	"mgmt:create":        Mutating("mgmt:create", true, RemoteCreate), // DRY_RUN=1: OpenTofu plan only
+	"mgmt:delete":        Mutating("mgmt:delete", false, RemoteDelete(false)),
+	"clean:all":          Mutating("clean:all", false, RemoteDelete(true)),
+	"mgmt:status":        RemoteStatus,
 	"cluster:kubeconfig": RemoteKubeconfig,
+	"cluster:create":     Mutating("cluster:create", false, RemoteForward("create_cluster")),
+	"cluster:delete":     Mutating("cluster:delete", false, RemoteForward("delete_cluster")),
+	"check:run":          RemoteForward("check"),
+	"check:quick":        RemoteForward("check-quick"),
+	"check:conformance":  RemoteForward("check-conformance"),
+	"check:storage":      RemoteForward("check-storage"),
+	"check:csi":          RemoteForward("check-csi"),
 }
 
 // pending are the targets whose work has not landed: each fails loudly

@@ -70,6 +70,9 @@ func (n *Node) waitSSH(ctx context.Context, sh SSH, bound time.Duration) error {
 // runJob starts a make target on the node through capilab-bootstrap and
 // follows it to its end.
 func (n *Node) runJob(ctx context.Context, sh SSH, job string, bound time.Duration) error {
+	if !slices.Contains(NodeTargets, job) {
+		return fmt.Errorf("make %s is not a target capilab runs on the management node (%s)", job, strings.Join(NodeTargets, ", "))
+	}
 	if err := sh.Command(nodeBootstrap + " start " + job).Run(ctx); err != nil {
 		return fmt.Errorf("starting make %s on the node: %w", job, err)
 	}
@@ -90,6 +93,10 @@ func (n *Node) runJob(ctx context.Context, sh SSH, job string, bound time.Durati
 	}
 	return n.follow(ctx, sh, job, "make "+job+" on the node", bound)
 }
+
+// NodeTargets are the make targets capilab runs on the management node
+// (capilab-bootstrap start accepts the same list).
+var NodeTargets = []string{"create", "clean", "mgmt-delete", "create_cluster", "delete_cluster", "check", "check-quick", "check-conformance", "check-storage", "check-csi"}
 
 // progress is one look at a job on the node.
 type progress struct {

@@ -210,7 +210,7 @@ func TestBootstrapOnFakeNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := n.cleanOnNode(ctx, st); err != nil {
+	if err := n.cleanOnNode(ctx, st, "clean"); err != nil {
 		t.Fatalf("clean on the node: %v", err)
 	}
 	if !strings.Contains(logBuf.String(), "node clean: make clean in ") {
@@ -218,6 +218,21 @@ func TestBootstrapOnFakeNode(t *testing.T) {
 	}
 	if rec, _ := n.readRecord(); !rec.Clean {
 		t.Error("the record does not say make clean ended well")
+	}
+
+	// Other targets run there with this run's settings.
+	l.Settings.Cluster, l.Settings.WorkerCount = "beta", 5
+	if err := n.Forward(ctx, "create_cluster"); err != nil {
+		t.Fatalf("forward create_cluster: %v", err)
+	}
+	if !strings.Contains(logBuf.String(), "node create_cluster: make create_cluster in ") {
+		t.Errorf("create_cluster did not run on the node:\n%s", logBuf.String())
+	}
+	if labYAML, _ := os.ReadFile(filepath.Join(f.root, "home", "ubuntu", "capilab", "lab.yaml")); !strings.Contains(string(labYAML), "cluster: beta\n") || !strings.Contains(string(labYAML), "worker_count: 5\n") {
+		t.Errorf("the node's lab.yaml lacks this run's settings:\n%s", labYAML)
+	}
+	if err := n.Forward(ctx, "rm -rf /"); err == nil {
+		t.Error("an unknown target was started on the node")
 	}
 
 	// The management cluster's kubeconfig, server = floating IP.

@@ -5,9 +5,10 @@
 #
 #   capilab-bootstrap prepare            root, from cloud-init: Docker, the Go toolchain, limits
 #   capilab-bootstrap start <target>     the login user: run "make <target>" in ~/capilab, detached
+#                                        (create, clean, mgmt-delete, create_cluster, delete_cluster, check*)
 #   capilab-bootstrap status <job> <n>   one line "<log size in bytes> <status>", then the job's log from byte n
 #
-# Jobs are "prepare", "create" and "clean"; each has a log and a status file
+# Jobs are "prepare" and the make targets; each has a log and a status file
 # in /var/lib/capilab: running, ok, or "failed: <why>".
 set -euo pipefail
 
@@ -105,7 +106,7 @@ prepare() {
 
 start() { # target
 	local target=$1
-	case $target in create | clean) ;; *)
+	case $target in create | clean | mgmt-delete | create_cluster | delete_cluster | check | check-quick | check-conformance | check-storage | check-csi) ;; *)
 		echo "capilab-bootstrap: unknown target $target" >&2
 		exit 2
 		;;

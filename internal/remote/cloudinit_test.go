@@ -5,6 +5,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -231,5 +233,20 @@ func TestParseProgress(t *testing.T) {
 		if err == nil && (got.CloudInit != tt.want.CloudInit || got.Size != tt.want.Size || got.Status != tt.want.Status || string(got.Log) != string(tt.want.Log)) {
 			t.Errorf("%q: got %+v, want %+v", tt.in, got, tt.want)
 		}
+	}
+}
+
+// capilab-bootstrap accepts exactly the targets capilab runs on the node.
+func TestNodeTargetsMatchTheScript(t *testing.T) {
+	m := regexp.MustCompile(`case \$target in ([^)]*)\)`).FindStringSubmatch(bootstrapScript)
+	if m == nil {
+		t.Fatal("no target list in capilab-bootstrap")
+	}
+	var script []string
+	for _, f := range strings.Split(m[1], "|") {
+		script = append(script, strings.TrimSpace(f))
+	}
+	if !reflect.DeepEqual(script, NodeTargets) {
+		t.Fatalf("capilab-bootstrap accepts %q, capilab runs %q", script, NodeTargets)
 	}
 }

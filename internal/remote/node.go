@@ -352,11 +352,13 @@ func (n *Node) ssh(host string) SSH {
 	return SSH{Client: n.opts.SSHClient, Host: host, User: n.opts.Settings.SSHUsername, KeyFile: n.KeyFile(), KnownHosts: n.knownHosts(), Env: n.opts.Env}
 }
 
-// Delete deletes the lab's workload clusters through the node (`make
-// clean` there, when `make create` ever ran on it and the server still
-// exists), then destroys the node, deletes the workspace and the lab's
-// local files of it, and revokes the lab's credential.
-func (n *Node) Delete(ctx context.Context) error {
+// Delete deletes the management cluster on the node — with workload, the
+// lab's workload clusters first (`make clean` there); without, `make
+// mgmt-delete` there, which refuses while workload clusters exist — when
+// `make create` ever ran on this server and it still exists; then it
+// destroys the node, deletes the workspace and the lab's local files of
+// it, and revokes the lab's credential.
+func (n *Node) Delete(ctx context.Context, workload bool) error {
 	ws := n.Workspace()
 	st, err := ws.ReadState()
 	if err != nil {
@@ -365,7 +367,11 @@ func (n *Node) Delete(ctx context.Context) error {
 	if len(st.Resources) == 0 {
 		n.opts.Log.Info("lab " + n.names.Prefix + " has no remote management node in its state: nothing to destroy")
 	} else {
-		if err := n.cleanOnNode(ctx, st); err != nil {
+		job := "mgmt-delete"
+		if workload {
+			job = "clean"
+		}
+		if err := n.cleanOnNode(ctx, st, job); err != nil {
 			return err
 		}
 		if _, err := os.Stat(ws.VarFile()); errors.Is(err, fs.ErrNotExist) {
@@ -405,9 +411,9 @@ func (n *Node) Delete(ctx context.Context) error {
 	return nil
 }
 
-// cleanOnNode runs `make clean` on the node when workload clusters can
-// exist there.
-func (n *Node) cleanOnNode(ctx context.Context, st *State) error {
+// cleanOnNode runs job (make clean or make mgmt-delete) on the node when
+// a management cluster can exist there.
+func (n *Node) cleanOnNode(ctx context.Context, st *State, job string) error {
 	rec, err := n.readRecord()
 	if err != nil {
 		return err
@@ -432,8 +438,8 @@ func (n *Node) cleanOnNode(ctx context.Context, st *State) error {
 		return err
 	}
 	sh := n.ssh(fip)
-	step := logging.StartStep(n.opts.Log, "make clean on the management node "+fip)
-	err = n.runJob(ctx, sh, "clean", n.opts.Settings.RemoteTimeout)
+	step := logging.StartStep(n.opts.Log, "make "+job+" on the management node "+fip)
+	err = n.runJob(ctx, sh, job, n.opts.Settings.RemoteTimeout)
 	step.Done(err)
 	if err != nil {
 		return fmt.Errorf("%w\nthe node and its workload clusters were left as they are; to delete everything of the lab from the cloud without the node: make fullclean, then make clean", err)
@@ -535,6 +541,30 @@ func lockFile(ctx context.Context, log *slog.Logger, path, what string) (func(),
 		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 		f.Close()
 	}, nil
+}
+
+// Forward runs `make <target>` on the node (create_cluster,
+// delete_cluster, check, check-quick, …) with this run's settings — the
+// node's lab.yaml is written anew from them, so CLUSTER, SONOMODE and the
+// cluster's settings apply there as they would here — and follows it to
+// its end, bounded by remote_timeout.
+func (n *Node) Forward(ctx context.Context, target string) error {
+	fip, err := n.floatingIP()
+	if err != nil {
+		return err
+	}
+	sh := n.ssh(fip)
+	settings, err := n.NodeSettings(n.names.Prefix)
+	if err != nil {
+		return err
+	}
+	if err := n.putFile(ctx, sh, n.setup().SourceDir()+"/lab.yaml", settings); err != nil {
+		return err
+	}
+	step := logging.StartStep(n.opts.Log, "make "+target+" on the management node "+fip, "bound", n.opts.Settings.RemoteTimeout)
+	err = n.runJob(ctx, sh, target, n.opts.Settings.RemoteTimeout)
+	step.Done(err)
+	return err
 }
 
 // ErrNoCluster says a workload cluster does not exist on the node.
