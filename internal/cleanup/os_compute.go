@@ -19,6 +19,13 @@ func listServers(ctx context.Context, c *clients) ([]Resource, error) {
 	all, err := servers.ExtractServers(pages)
 	out := make([]Resource, 0, len(all))
 	for _, s := range all {
+		// Nova reports a server it is done deleting as DELETED for as long
+		// as it takes to release its placement allocations (seconds, 22 s
+		// seen on devcloud) before the listing drops it: it is gone, and
+		// counting it made a verified fullclean fail.
+		if s.Status == "DELETED" {
+			continue
+		}
 		r := Resource{Type: Server, ID: s.ID, Name: s.Name, Status: s.Status, CreatedAt: s.Created, KeyName: s.KeyName, Metadata: s.Metadata}
 		if s.Tags != nil {
 			r.Tags = *s.Tags

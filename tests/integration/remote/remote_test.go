@@ -157,11 +157,13 @@ func TestRemoteNodeOnDevcloud(t *testing.T) {
 
 	t.Run("cloud-init passes cloud-init schema and holds no secret", func(t *testing.T) {
 		admin := devcloudtest.Admin().Compute(t)
-		var server map[string]any // ExtractInto unwraps "server"
+		var server struct {
+			UserData string `json:"OS-EXT-SRV-ATTR:user_data"`
+		}
 		if err := servers.Get(ctx, admin, serverID).ExtractInto(&server); err != nil {
 			t.Fatal(err)
 		}
-		encoded, _ := server["OS-EXT-SRV-ATTR:user_data"].(string)
+		encoded := server.UserData
 		userData, err := base64.StdEncoding.DecodeString(encoded)
 		if err != nil || len(userData) == 0 {
 			t.Fatalf("user data of %s as Nova stores it: %v (%d bytes)", serverID, err, len(userData))
@@ -205,7 +207,7 @@ func TestRemoteNodeOnDevcloud(t *testing.T) {
 	})
 
 	t.Run("leakcheck claims every resource of the node", func(t *testing.T) {
-		res := l.run(ctx, "clean:check")
+		res := l.run(ctx, "clean:check", "LEAK_SCOPE=lab")
 		if res.code() != lab.ExitLeaks {
 			t.Fatalf("leakcheck: want exit %d, got %v", lab.ExitLeaks, res.err)
 		}
@@ -241,7 +243,7 @@ func TestRemoteNodeOnDevcloud(t *testing.T) {
 				t.Errorf("%s is still in the state", f)
 			}
 		}
-		if res := l.run(ctx, "clean:check"); res.err != nil {
+		if res := l.run(ctx, "clean:check", "LEAK_SCOPE=lab"); res.err != nil {
 			t.Fatalf("leakcheck after clean: %v\n%s", res.err, res.stdout)
 		}
 	})
@@ -288,7 +290,7 @@ func TestRemoteNodeFullclean(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(l.stateDir, "terraform", "terraform.tfstate.d", prefix)); err == nil {
 		t.Error("the workspace is still there")
 	}
-	if res := l.run(ctx, "clean:check"); res.err != nil {
+	if res := l.run(ctx, "clean:check", "LEAK_SCOPE=lab"); res.err != nil {
 		t.Fatalf("leakcheck: %v\n%s", res.err, res.stdout)
 	}
 }
@@ -341,7 +343,7 @@ func cleanupLab(t *testing.T, l *labRun) {
 		if res := l.run(ctx, "clean:all", "REMOTE_TIMEOUT=1m"); res.err != nil {
 			t.Errorf("cleanup: clean: %v", res.err)
 		}
-		if res := l.run(ctx, "clean:check"); res.err != nil {
+		if res := l.run(ctx, "clean:check", "LEAK_SCOPE=lab"); res.err != nil {
 			if res := l.run(ctx, "clean:full"); res.err != nil {
 				t.Errorf("cleanup: fullclean: %v\n%s", res.err, res.stdout)
 			}
