@@ -124,7 +124,13 @@ func TestNewVariables(t *testing.T) {
 				t.Fatalf("got %+v", v)
 			}
 		}},
-		{"no DNS servers is an empty list, not null", []string{"DNS_NAMESERVERS=,"}, res(0, 0), func(t *testing.T, v Variables) {
+		{"no DNS servers is an empty list, not null", nil, res(0, 0), func(t *testing.T, v Variables) {
+			if len(v.DNSNameservers) != 2 {
+				t.Fatalf("defaults: %v", v.DNSNameservers)
+			}
+			s := testSettings(t)
+			s.DNSNameservers = nil
+			v = NewVariables(s, res(0, 0), "k", "u")
 			data, _ := json.Marshal(v)
 			if !strings.Contains(string(data), `"dns_nameservers":[]`) {
 				t.Fatalf("got %s", data)
