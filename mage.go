@@ -15,5 +15,5 @@ import (
 )
 
 func main() {
-	os.Exit(cli.Main(cli.Process{Args: os.Args[1:], Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, EnvName: config.EnvName}))
+	os.Exit(cli.Main(cli.Process{Args: os.Args[1:], Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Environ: os.Environ(), EnvName: config.EnvName}))
 }

@@ -33,6 +33,9 @@ type Process struct {
 	Stdin  io.Reader
 	Stdout io.Writer
 	Stderr io.Writer
+	// Environ is the process environment (os.Environ()); the targets get it
+	// with the NAME=value arguments applied.
+	Environ []string
 	// EnvName says whether a variable is one capilab reads (config.EnvName).
 	EnvName EnvNameFunc
 }
@@ -46,19 +49,14 @@ func Main(p Process) int {
 		fmt.Fprintln(p.Stderr, "capilab:", err)
 		return ExitFailure
 	}
-	parsed := Parse(p.Args, targets, p.EnvName, strings.Fields(os.Getenv(MakeVarsEnv)))
+	parsed := Parse(p.Args, targets, p.EnvName, strings.Fields(getenv(p.Environ, MakeVarsEnv)))
 	if len(parsed.Problems) > 0 {
 		for _, line := range parsed.Problems {
 			fmt.Fprintln(p.Stderr, line)
 		}
 		return ExitBadInput
 	}
-	for _, a := range parsed.Assignments {
-		if err := os.Setenv(a.Name, a.Value); err != nil {
-			fmt.Fprintf(p.Stderr, "capilab: setting %s: %v\n", a.Name, err)
-			return ExitFailure
-		}
-	}
+	env := withAssignments(p.Environ, parsed.Assignments)
 	if parsed.Command != Run || len(parsed.Targets) == 0 {
 		// Listing, help, version, cache cleaning, -compile: Mage does these
 		// itself and none of them runs a target's work.
@@ -80,9 +78,43 @@ func Main(p Process) int {
 		return ExitFailure
 	}
 	argv := append(append([]string{exe}, parsed.RunFlags...), parsed.Targets...)
-	err = syscall.Exec(exe, argv, os.Environ())
+	err = syscall.Exec(exe, argv, env)
 	fmt.Fprintf(p.Stderr, "capilab: running the compiled targets %s: %v\n", exe, err)
 	return ExitFailure
+}
+
+// getenv reads a variable of environ ("" when unset).
+func getenv(environ []string, name string) string {
+	v := ""
+	for _, kv := range environ {
+		if k, val, ok := strings.Cut(kv, "="); ok && k == name {
+			v = val // the last one wins
+		}
+	}
+	return v
+}
+
+// withAssignments is environ with NAME=value arguments set, as make sets
+// its command-line variables in the environment of its recipes.
+func withAssignments(environ []string, as []Assignment) []string {
+	set := map[string]string{}
+	for _, a := range as {
+		set[a.Name] = a.Value
+	}
+	out := make([]string, 0, len(environ)+len(as))
+	for _, kv := range environ {
+		k, _, _ := strings.Cut(kv, "=")
+		if _, ok := set[k]; !ok {
+			out = append(out, kv)
+		}
+	}
+	for _, a := range as {
+		if v, ok := set[a.Name]; ok {
+			out = append(out, a.Name+"="+v)
+			delete(set, a.Name) // the last of repeated names, once
+		}
+	}
+	return out
 }
 
 // compileTargets builds the targets binary with Mage's compiler (go build:

@@ -99,3 +99,15 @@ func equalParsed(a, b Parsed) bool {
 	return a.Command == b.Command && slices.Equal(a.Targets, b.Targets) && slices.Equal(a.RunFlags, b.RunFlags) &&
 		slices.Equal(a.MageFlags, b.MageFlags) && slices.Equal(a.Assignments, b.Assignments)
 }
+
+func TestWithAssignments(t *testing.T) {
+	env := []string{"PATH=/bin", "CLUSTER=old", "HOME=/root"}
+	got := withAssignments(env, []Assignment{{"CLUSTER", "a"}, {"DRY_RUN", "1"}, {"CLUSTER", "b"}})
+	want := []string{"PATH=/bin", "HOME=/root", "CLUSTER=b", "DRY_RUN=1"}
+	if !slices.Equal(got, want) {
+		t.Errorf("withAssignments = %q, want %q", got, want)
+	}
+	if getenv(got, "CLUSTER") != "b" || getenv(got, "NOPE") != "" {
+		t.Errorf("getenv: %q", getenv(got, "CLUSTER"))
+	}
+}

@@ -3,7 +3,6 @@ package lab
 import (
 	"context"
 	"fmt"
-	"os"
 
 	"github.com/capilab/capilab/internal/kindimage"
 )
@@ -11,7 +10,7 @@ import (
 // KindImage builds the kind node image from source when it is not current
 // (cached by content; seconds when it is) and prints its name.
 func KindImage(ctx context.Context, r *Run) error {
-	b := &kindimage.Builder{RepoRoot: r.Dir, CacheDir: os.Getenv("CAPILAB_KIND_CACHE"), Log: r.Log, Output: os.Stderr}
+	b := &kindimage.Builder{RepoRoot: r.Dir, CacheDir: r.Getenv("CAPILAB_KIND_CACHE"), Log: r.Log, Output: r.Stderr}
 	img, err := b.Ensure(ctx, r.Loaded.Versions.KindNode)
 	if err != nil {
 		return err

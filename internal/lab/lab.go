@@ -52,7 +52,9 @@ type Run struct {
 	Log      *slog.Logger
 	Secrets  *logging.Secrets
 	Stdout   io.Writer
-	Dir      string
+	// Stderr is where progress of external tools goes (the log writes there too).
+	Stderr io.Writer
+	Dir    string
 
 	opts      Options
 	cloudOnce sync.Once
@@ -147,8 +149,12 @@ func New(opts Options, secrets *logging.Secrets) (*Run, error) {
 	if err != nil {
 		return nil, &ExitError{Code: ExitBadInput, Err: err}
 	}
-	return &Run{Loaded: loaded, Settings: &loaded.Settings, Log: log, Secrets: secrets, Stdout: opts.Stdout, Dir: opts.Dir, opts: opts}, nil
+	return &Run{Loaded: loaded, Settings: &loaded.Settings, Log: log, Secrets: secrets, Stdout: opts.Stdout, Stderr: opts.Stderr, Dir: opts.Dir, opts: opts}, nil
 }
+
+// Getenv is a variable of the run's environment (Options.Environ), "" when
+// unset: packages never read the process environment themselves.
+func (r *Run) Getenv(name string) string { return environMap(r.opts.Environ)[name] }
 
 // cloudOptions are the connection options of this run.
 func (r *Run) cloudOptions() cloud.Options {

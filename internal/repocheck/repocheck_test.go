@@ -264,6 +264,41 @@ func TestMakeGoalsAreChecked(t *testing.T) {
 	}
 }
 
+// TestPackagesTakeTheProcessThroughOptions: the packages of the settings,
+// cleanup, credentials, images, state and the lab layer never read the
+// process environment or write to its stdout/stderr themselves; everything
+// arrives through lab.Options (OptionsFromProcess, called by the magefiles,
+// is the one place that reads the process) or cli.Process (mage.go).
+func TestPackagesTakeTheProcessThroughOptions(t *testing.T) {
+	forbidden := regexp.MustCompile(`\bos\.(Getenv|LookupEnv|Environ|Setenv|Stdout|Stderr|Stdin)\b`)
+	allowed := map[string]bool{"internal/lab/lab.go:OptionsFromProcess": true}
+	fset := token.NewFileSet()
+	for _, dir := range []string{"internal/lab", "internal/config", "internal/cleanup", "internal/appcred", "internal/image", "internal/state", "internal/cli"} {
+		files, _ := filepath.Glob(filepath.Join(root, dir, "*.go"))
+		for _, f := range files {
+			if strings.HasSuffix(f, "_test.go") {
+				continue
+			}
+			af, err := parser.ParseFile(fset, f, nil, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			src, _ := os.ReadFile(f)
+			for _, decl := range af.Decls {
+				fn, ok := decl.(*ast.FuncDecl)
+				if !ok {
+					continue
+				}
+				body := string(src[fset.Position(fn.Pos()).Offset:fset.Position(fn.End()).Offset])
+				rel := filepath.ToSlash(filepath.Join(dir, filepath.Base(f)))
+				if m := forbidden.FindString(body); m != "" && !allowed[rel+":"+fn.Name.Name] {
+					t.Errorf("%s: %s uses %s: take it from Options instead", rel, fn.Name.Name, m)
+				}
+			}
+		}
+	}
+}
+
 // replaceSection swaps the text between <!-- name:begin --> and <!-- name:end -->.
 func replaceSection(readme, name, content string) (string, bool) {
 	begin, end := "<!-- "+name+":begin -->", "<!-- "+name+":end -->"
