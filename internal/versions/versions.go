@@ -23,6 +23,7 @@ type Pinned struct {
 	Addons       Addons         `yaml:"addons"`
 	Sonobuoy     Sonobuoy       `yaml:"sonobuoy"`
 	KindNode     KindNode       `yaml:"kindNode"`
+	Devcloud     Devcloud       `yaml:"devcloud"`
 	Remote       Remote         `yaml:"remote"`
 	ImageCatalog []CatalogImage `yaml:"imageCatalog"`
 }
@@ -135,6 +136,12 @@ type KindNode struct {
 	Tag         string `yaml:"tag"`
 }
 
+// Devcloud pins what devcloud's data plane builds.
+type Devcloud struct {
+	Registry               string `yaml:"registry"`
+	CloudProviderOpenStack string `yaml:"cloudProviderOpenStack"`
+}
+
 // Image is the name of the locally built node image.
 func (k KindNode) Image() string { return "kindest/node:" + k.Tag }
 
@@ -179,16 +186,18 @@ func Parse(data []byte) (*Pinned, error) {
 func (p *Pinned) validate() error {
 	var errs []error
 	for name, v := range map[string]string{
-		"management.kubernetes":    p.Management.Kubernetes,
-		"management.clusterAPI":    p.Management.ClusterAPI,
-		"management.capo":          p.Management.CAPO,
-		"kindNode.kubernetes":      p.KindNode.Kubernetes,
-		"kindNode.etcd":            p.KindNode.Etcd,
-		"kindNode.coredns":         p.KindNode.CoreDNS,
-		"kindNode.containerd":      p.KindNode.Containerd,
-		"sonobuoy.version":         p.Sonobuoy.Version,
-		"remote.opentofu":          p.Remote.OpenTofu,
-		"remote.openstackProvider": p.Remote.OpenStackProvider,
+		"management.kubernetes":           p.Management.Kubernetes,
+		"management.clusterAPI":           p.Management.ClusterAPI,
+		"management.capo":                 p.Management.CAPO,
+		"kindNode.kubernetes":             p.KindNode.Kubernetes,
+		"kindNode.etcd":                   p.KindNode.Etcd,
+		"kindNode.coredns":                p.KindNode.CoreDNS,
+		"kindNode.containerd":             p.KindNode.Containerd,
+		"sonobuoy.version":                p.Sonobuoy.Version,
+		"remote.opentofu":                 p.Remote.OpenTofu,
+		"remote.openstackProvider":        p.Remote.OpenStackProvider,
+		"devcloud.registry":               p.Devcloud.Registry,
+		"devcloud.cloudProviderOpenStack": p.Devcloud.CloudProviderOpenStack,
 	} {
 		if !semver.IsValid(v) {
 			errs = append(errs, fmt.Errorf("%s: %q is not a version like v1.2.3", name, v))

@@ -54,8 +54,13 @@ REPO=$(cd "$HERE/../.." && pwd)
 DOCKER_SOCKET=${DOCKER_SOCKET:-/var/run/docker.sock}
 DATAPLANE_BIN=$STATE/bin/dataplane
 DATAPLANE_STATE=$STATE/dataplane
+# The registry mirror (distribution, built at its pinned version) on loopback; the agent forwards
+# it with the APIs, so containers pull from http://<gateway of public>:5001.
+REGISTRY_ADDR=127.0.0.1:5001
 # API ports the agent forwards from the external network's gateway to 127.0.0.1.
-DATAPLANE_PORTS=5000,9292,8774,8778,9696,9876,8776
+DATAPLANE_PORTS=5000,9292,8774,8778,9696,9876,8776,${REGISTRY_ADDR##*:}
+# capilab's build cache (shared with the lab's targets): CAPILAB_CACHE_DIR, XDG_CACHE_HOME/capilab, ~/.cache/capilab
+CACHE_DIR=${CAPILAB_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/capilab}
 
 # Service order matters for start (dependencies first); stop walks it backwards.
 SERVICES=(epmd mariadb rabbitmq keystone glance placement neutron nova-api nova-conductor
@@ -833,12 +838,28 @@ dataplane_build() {
   fi
 }
 
+# registry_start: build (cached by content) and run the registry mirror on $REGISTRY_ADDR.
+registry_start() {
+  if is_running registry && http_up "http://$REGISTRY_ADDR/v2/"; then return 0; fi
+  mkdir -p "$STATE/registry/data"
+  local bin t; t=$(date +%s)
+  if ! bin=$("$DATAPLANE_BIN" registry --cache-dir "$CACHE_DIR/modbuild" --go "$GO_CMD" --repo "$REPO" \
+    --config "$STATE/registry/config.yml" --listen "$REGISTRY_ADDR" --root "$STATE/registry/data" 2>>"$LOGDIR/registry-build.log"); then
+    tail -n 20 "$LOGDIR/registry-build.log" >&2
+    die "registry mirror: build failed (log: $LOGDIR/registry-build.log)"
+  fi
+  log "registry mirror: binary ready in $(($(date +%s) - t))s ($bin)"
+  spawn registry env OTEL_TRACES_EXPORTER=none "$bin" serve "$STATE/registry/config.yml"
+  WATCH=registry wait_for "the registry mirror at http://$REGISTRY_ADDR/v2/" "$WAIT" http_up "http://$REGISTRY_ADDR/v2/"
+}
+
 dataplane_start() {
   if ! docker_answers; then
     log "data plane: no Docker engine answers at $DOCKER_SOCKET: not started (scripts/docker-engine.sh start, then start again)"
     return 0
   fi
   dataplane_build
+  registry_start
   if ((DATAPLANE_CHANGED)) && is_running dataplane; then
     log "data plane: the agent's code changed: restarting it"
     stop_sessions 30 dataplane
@@ -863,12 +884,13 @@ cmd_stop() {
     case ${SERVICES[i]} in epmd | mariadb | rabbitmq) ;; *) apis+=("${SERVICES[i]}") ;; esac
   done
   stop_sessions 30 dataplane # removes its firewall rules on TERM; containers and networks stay
+  stop_sessions 10 registry
   stop_sessions 10 "${apis[@]}" # stateless APIs and workers: KILL after 10 s
   stop_sessions 30 rabbitmq
   stop_sessions 60 epmd mariadb
   rm -f "$STATE/started"
   local left=""
-  for s in "${SERVICES[@]}" dataplane; do is_running "$s" && left+=" $s"; done
+  for s in "${SERVICES[@]}" dataplane registry; do is_running "$s" && left+=" $s"; done
   [[ -z $left ]] || die "stop: still running:$left"
   log "stop: all devcloud processes stopped in $(($(date +%s) - t))s"
 }
@@ -895,7 +917,7 @@ cmd_status() {
   done
   dataplane_status || rc=1
   local rss
-  rss=$(for s in "${SERVICES[@]}" dataplane; do is_running "$s" && session_pids "$(<"$(pidfile "$s")")"; done |
+  rss=$(for s in "${SERVICES[@]}" dataplane registry; do is_running "$s" && session_pids "$(<"$(pidfile "$s")")"; done |
     xargs -r ps -o rss= -p 2>/dev/null | awk '{s += $1} END {printf "%.0f", s / 1024}')
   echo "memory (RSS sum of all devcloud processes): ${rss:-0} MiB"
   return $rc
@@ -914,6 +936,12 @@ dataplane_status() {
     printf '%-22s running  pid %-7s %s\n' dataplane "$pid" "log: $LOGDIR/dataplane.out"
   else
     printf '%-22s stopped  (a Docker engine answers: start devcloud again to run it)\n' dataplane
+    rc=1
+  fi
+  if is_running registry && http_up "http://$REGISTRY_ADDR/v2/"; then
+    printf '%-22s answers  %s\n' "registry mirror" "http://$REGISTRY_ADDR (containers: http://$(lab_gateway):${REGISTRY_ADDR##*:})"
+  else
+    printf '%-22s DOWN     %s\n' "registry mirror" "http://$REGISTRY_ADDR/v2/"
     rc=1
   fi
   gw=$(lab_gateway)

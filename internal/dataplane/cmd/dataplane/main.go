@@ -6,6 +6,10 @@
 //	dataplane agent [flags]          reconcile devcloud into Docker until SIGTERM
 //	dataplane lb --config FILE       a load balancer helper: forward the VIP's
 //	                                 listeners to the members FILE names
+//	dataplane registry --cache-dir D --config FILE --listen A --root R
+//	                                 build (cached) devcloud's registry mirror at
+//	                                 its pinned version, write its config and
+//	                                 print the binary's path
 //
 // Bad flags exit 2 before any cloud or Docker call.
 package main
@@ -26,7 +30,9 @@ import (
 	"github.com/capilab/capilab/internal/cloud"
 	"github.com/capilab/capilab/internal/dataplane"
 	"github.com/capilab/capilab/internal/dataplane/docker"
+	"github.com/capilab/capilab/internal/dataplane/mirror"
 	"github.com/capilab/capilab/internal/logging"
+	"github.com/capilab/capilab/internal/modbuild"
 	"github.com/capilab/capilab/internal/versions"
 )
 
@@ -41,6 +47,8 @@ func main() {
 		code = agent(os.Args[2:])
 	case "lb":
 		code = lb(os.Args[2:])
+	case "registry":
+		code = registry(os.Args[2:])
 	case "-h", "--help", "help":
 		usage()
 	default:
@@ -178,6 +186,43 @@ func defaultHelperImage() string {
 		return ""
 	}
 	return pins.KindNode.Image()
+}
+
+func registry(args []string) int {
+	fs := flag.NewFlagSet("registry", flag.ContinueOnError)
+	cache := fs.String("cache-dir", "", "build cache (modbuild)")
+	goCmd := fs.String("go", "go", "the go command")
+	config := fs.String("config", "", "where to write the registry's configuration")
+	listen := fs.String("listen", "127.0.0.1:5001", "address the registry listens on")
+	root := fs.String("root", "/var/lib/devcloud/registry", "storage directory")
+	repo := fs.String("repo", ".", "capilab's checkout")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *cache == "" || *config == "" {
+		fmt.Fprintln(os.Stderr, "dataplane registry: -cache-dir and -config are required")
+		return 2
+	}
+	pins, err := versions.Load()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "dataplane registry:", err)
+		return 1
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	b := &modbuild.Builder{CacheDir: *cache, Go: *goCmd, RepoRoot: *repo, Log: log}
+	bin, err := b.Build(ctx, mirror.RegistryProgram(pins.Devcloud.Registry))
+	if err != nil {
+		log.Error("building the registry", "err", err)
+		return 1
+	}
+	if err := os.WriteFile(*config, []byte(mirror.RegistryConfig(*listen, *root)), 0o644); err != nil {
+		log.Error("registry config", "err", err)
+		return 1
+	}
+	fmt.Println(bin)
+	return 0
 }
 
 func lb(args []string) int {
