@@ -25,7 +25,7 @@ MAGE ?= bin/mage
 GOALS := help create create_cluster delete_cluster get-kubeconfig ssh check check-quick \
 	check-conformance check-storage check-csi clean fullclean leakcheck image appcred \
 	appcred-delete appcred-list config config-check mgmt-delete mgmt-status nightly devcloud-up devcloud-down \
-	kind-image test test-integration bench lint bin/mage
+	kind-image mirror test test-integration bench lint bin/mage
 
 # SCS make targets capilab does not have, and what replaces each.
 scs.init       := capilab needs no init: make config-check validates the settings and authenticates with OS_CLOUD; with MGMT_MODE=remote, make create runs OpenTofu's init itself (state in state/terraform, workspace PREFIX)
@@ -176,6 +176,10 @@ devcloud-down: bin/mage
 ## kind-image: Build the kind node image locally (no registry needed); cached.
 kind-image: bin/mage
 	$(MAGE) kind:image
+
+## mirror: Build OCCM and Cinder CSI and push every image capilab built into devcloud's registry mirror.
+mirror: bin/mage
+	$(MAGE) mirror:push
 
 ## test: Run the unit tests (hermetic: no network, no root).
 test:

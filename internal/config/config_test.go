@@ -172,6 +172,7 @@ func TestBadInput(t *testing.T) {
 		{name: "bool", env: []string{"DRY_RUN=perhaps"}, want: []string{`dry_run: "perhaps" is not true or false`}},
 		{name: "http image without checksum", env: []string{"IMAGE_URL=https://example.org/x.qcow2", "KUBERNETES_VERSION=v1.34.3"}, want: []string{`image_sha256: is required with an http(s) image_url`}},
 		{name: "harbor", env: []string{"DEPLOY_HARBOR=true"}, want: []string{`deploy_harbor: Harbor is not supported`}},
+		{name: "bad registry mirror", env: []string{"REGISTRY_MIRRORS=docker.io=ftp://m,Bad=http://m"}, want: []string{`registry_mirrors: registry "Bad": not a registry host name`, `registry_mirrors: registry docker.io: mirror "ftp://m": scheme must be http or https`}},
 		{name: "reserved image attribute", env: []string{"IMAGE_EXTRA_PROPERTIES=min_disk=5"}, want: []string{`image_extra_properties: "min_disk" is a Glance image attribute`}},
 		{name: "capilab image property", env: []string{"IMAGE_EXTRA_PROPERTIES=capilab_source_sha256=x"}, want: []string{`image_extra_properties: "capilab_source_sha256": properties starting with capilab_`}},
 		{name: "appcred scope", env: []string{"APPCRED_SCOPE=all"}, want: []string{`appcred_scope: "all" is not one of cluster, lab`}},

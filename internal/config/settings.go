@@ -20,25 +20,26 @@ import "time"
 //	secret:"true"     value is never printed
 type Settings struct {
 	// --- lab: the management side (SCS terraform variables) ---
-	Cloud              string   `key:"cloud" env:"OS_CLOUD" group:"lab" doc:"clouds.yaml entry to use (standard OS_CLOUD lookup)"`
-	Prefix             string   `key:"prefix" group:"lab" doc:"name prefix of everything the lab creates; identifies the lab in a project"`
-	AvailabilityZone   string   `key:"availability_zone" group:"lab" doc:"Nova availability zone for servers and volumes (empty: cloud default)"`
-	MgmtImage          string   `key:"mgmt_image" group:"lab" doc:"image of the optional remote management VM (SCS: image)"`
-	SSHUsername        string   `key:"ssh_username" group:"lab" doc:"login user of the management VM image"`
-	KindFlavor         string   `key:"kind_flavor" group:"lab" doc:"flavor of the optional remote management VM"`
-	ExternalNetwork    string   `key:"external_network" group:"lab" doc:"external network name or ID for floating IPs (empty: auto-detect)"`
-	DNSNameservers     []string `key:"dns_nameservers" group:"lab" doc:"DNS servers for the lab's subnets"`
-	KindMTU            int      `key:"kind_mtu" group:"lab" doc:"MTU of the kind network (0: auto)"`
-	HTTPProxy          string   `key:"http_proxy" env:"LAB_HTTP_PROXY" group:"lab" doc:"HTTP proxy for the management node and clusters (credentials in it are redacted)"`
-	NoProxy            string   `key:"no_proxy" env:"LAB_NO_PROXY" group:"lab" doc:"hosts that bypass http_proxy"`
-	RestrictMgmtServer []string `key:"restrict_mgmt_server" group:"lab" doc:"CIDRs allowed to reach the management VM"`
-	MgmtCIDR           string   `key:"mgmt_cidr" group:"lab" doc:"subnet of the management VM's network"`
-	KindNodeImage      string   `key:"kind_node_image" group:"lab" doc:"kind node image for the management cluster (empty: the pinned upstream image)"`
-	MgmtMode           string   `key:"mgmt_mode" group:"lab" doc:"where the management cluster runs: local (kind on this machine) or remote (kind on a VM in the cloud, built with OpenTofu/Terraform from terraform/)"`
-	Tofu               string   `key:"tofu" group:"lab" doc:"OpenTofu or Terraform binary for mgmt_mode remote (empty: tofu or terraform from PATH, else OpenTofu built from its Go module)"`
-	ProviderSource     string   `key:"provider_source" group:"lab" doc:"Cluster API providers: upstream (released components and images), local (built from their Go modules, no registry) or auto (upstream when registry.k8s.io resolves)"`
-	StateDir           string   `key:"state_dir" group:"lab" doc:"local state: credentials (0600), kubeconfigs, per-cluster records"`
-	ArtifactsDir       string   `key:"artifacts_dir" group:"lab" doc:"for CI: fullclean and leakcheck JSON reports, and what a cluster wait that timed out dumps (conditions, events, controller logs)"`
+	Cloud              string            `key:"cloud" env:"OS_CLOUD" group:"lab" doc:"clouds.yaml entry to use (standard OS_CLOUD lookup)"`
+	Prefix             string            `key:"prefix" group:"lab" doc:"name prefix of everything the lab creates; identifies the lab in a project"`
+	AvailabilityZone   string            `key:"availability_zone" group:"lab" doc:"Nova availability zone for servers and volumes (empty: cloud default)"`
+	MgmtImage          string            `key:"mgmt_image" group:"lab" doc:"image of the optional remote management VM (SCS: image)"`
+	SSHUsername        string            `key:"ssh_username" group:"lab" doc:"login user of the management VM image"`
+	KindFlavor         string            `key:"kind_flavor" group:"lab" doc:"flavor of the optional remote management VM"`
+	ExternalNetwork    string            `key:"external_network" group:"lab" doc:"external network name or ID for floating IPs (empty: auto-detect)"`
+	DNSNameservers     []string          `key:"dns_nameservers" group:"lab" doc:"DNS servers for the lab's subnets"`
+	KindMTU            int               `key:"kind_mtu" group:"lab" doc:"MTU of the kind network (0: auto)"`
+	HTTPProxy          string            `key:"http_proxy" env:"LAB_HTTP_PROXY" group:"lab" doc:"HTTP proxy for the management node and clusters (credentials in it are redacted)"`
+	NoProxy            string            `key:"no_proxy" env:"LAB_NO_PROXY" group:"lab" doc:"hosts that bypass http_proxy"`
+	RestrictMgmtServer []string          `key:"restrict_mgmt_server" group:"lab" doc:"CIDRs allowed to reach the management VM"`
+	MgmtCIDR           string            `key:"mgmt_cidr" group:"lab" doc:"subnet of the management VM's network"`
+	KindNodeImage      string            `key:"kind_node_image" group:"lab" doc:"kind node image for the management cluster (empty: the pinned upstream image)"`
+	RegistryMirrors    map[string]string `key:"registry_mirrors" group:"lab" doc:"containerd registry mirrors of kind and workload nodes: upstream registry → mirror URL (a path is a namespace in the mirror; devcloud: http://172.24.4.1:5001/<registry>)"`
+	MgmtMode           string            `key:"mgmt_mode" group:"lab" doc:"where the management cluster runs: local (kind on this machine) or remote (kind on a VM in the cloud, built with OpenTofu/Terraform from terraform/)"`
+	Tofu               string            `key:"tofu" group:"lab" doc:"OpenTofu or Terraform binary for mgmt_mode remote (empty: tofu or terraform from PATH, else OpenTofu built from its Go module)"`
+	ProviderSource     string            `key:"provider_source" group:"lab" doc:"Cluster API providers: upstream (released components and images), local (built from their Go modules, no registry) or auto (upstream when registry.k8s.io resolves)"`
+	StateDir           string            `key:"state_dir" group:"lab" doc:"local state: credentials (0600), kubeconfigs, per-cluster records"`
+	ArtifactsDir       string            `key:"artifacts_dir" group:"lab" doc:"for CI: fullclean and leakcheck JSON reports, and what a cluster wait that timed out dumps (conditions, events, controller logs)"`
 
 	// --- cluster: workload clusters (SCS clusterctl.yaml / terraform variables) ---
 	KubernetesVersion          string            `key:"kubernetes_version" group:"cluster" doc:"workload Kubernetes version (v1.N.x = newest pinned patch)"`
@@ -120,6 +121,7 @@ func Defaults(kubernetesDefault string) Settings {
 		KubernetesVersion:         kubernetesDefault,
 		KubeImageRaw:              true,
 		ImageExtraProperties:      map[string]string{},
+		RegistryMirrors:           map[string]string{},
 		ControllerFlavor:          "SCS-2V-4-20s",
 		WorkerFlavor:              "SCS-2V-4-20s",
 		ControllerCount:           1,

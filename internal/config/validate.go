@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/mod/semver"
+
+	"github.com/capilab/capilab/internal/dataplane/mirror"
 )
 
 // Problem is one reason the settings are invalid.
@@ -157,6 +159,10 @@ func (l *Loaded) validate() Problems {
 		case len(key) > 255 || len(s.ImageExtraProperties[key]) > 255:
 			add("image_extra_properties", "%q: Glance property names and values are at most 255 characters", key)
 		}
+	}
+
+	for _, problem := range mirror.Validate(s.RegistryMirrors) {
+		add("registry_mirrors", "%s", problem)
 	}
 
 	// Sizes and counts.

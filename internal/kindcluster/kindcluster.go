@@ -8,7 +8,10 @@
 //     (kubelet >= 1.35 refuses to start on cgroup v1 otherwise) — detected
 //     from the engine, never assumed;
 //   - pod networking needs nothing here: capilab's local node image ships its
-//     cni-agent as kind's default CNI manifest, which kind applies itself.
+//     cni-agent as kind's default CNI manifest, which kind applies itself;
+//   - registry mirrors (setting registry_mirrors): containerd's host files
+//     are written into a directory mounted at /etc/containerd/certs.d of
+//     every node, and a containerd config patch points config_path there.
 package kindcluster
 
 import (
@@ -25,6 +28,8 @@ import (
 	"time"
 
 	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
+
+	"github.com/capilab/capilab/internal/dataplane/mirror"
 	"sigs.k8s.io/kind/pkg/cluster"
 	"sigs.k8s.io/kind/pkg/cluster/nodes"
 	"sigs.k8s.io/kind/pkg/cluster/nodeutils"
@@ -48,6 +53,28 @@ type Options struct {
 	// Base is an optional starting config (port mappings, mounts, ...);
 	// Config fills in nodes and the patches this package owns.
 	Base *v1alpha4.Cluster
+	// RegistryMirrors maps upstream registries to mirror URLs (see
+	// internal/dataplane/mirror); empty: no mirror.
+	RegistryMirrors map[string]string
+	// MirrorDir is the host directory holding the nodes' containerd host
+	// files (default: containerd-certs.d next to Kubeconfig).
+	MirrorDir string
+}
+
+// containerdMirrorPatch makes containerd read registry host files.
+const containerdMirrorPatch = `[plugins."io.containerd.grpc.v1.cri".registry]
+  config_path = "` + mirror.CertsDir + `"
+`
+
+// mirrorDir is where Create writes the host files.
+func (o Options) mirrorDir() string {
+	if o.MirrorDir != "" {
+		return o.MirrorDir
+	}
+	if o.Kubeconfig != "" {
+		return filepath.Join(filepath.Dir(o.Kubeconfig), "containerd-certs.d")
+	}
+	return ""
 }
 
 // Cluster is a created cluster.
@@ -100,7 +127,43 @@ func Config(opts Options, cgroupV1 bool) *v1alpha4.Cluster {
 	if cgroupV1 && !slices.Contains(cfg.KubeadmConfigPatches, kubeletCgroupV1Patch) {
 		cfg.KubeadmConfigPatches = append(cfg.KubeadmConfigPatches, kubeletCgroupV1Patch)
 	}
+	if len(opts.RegistryMirrors) > 0 {
+		if !slices.Contains(cfg.ContainerdConfigPatches, containerdMirrorPatch) {
+			cfg.ContainerdConfigPatches = append(cfg.ContainerdConfigPatches, containerdMirrorPatch)
+		}
+		for i := range cfg.Nodes {
+			cfg.Nodes[i].ExtraMounts = append(cfg.Nodes[i].ExtraMounts, v1alpha4.Mount{
+				HostPath: opts.mirrorDir(), ContainerPath: mirror.CertsDir, Readonly: true,
+			})
+		}
+	}
 	return cfg
+}
+
+// writeMirrorFiles writes the containerd host files of opts into its
+// mirror directory (replacing what was there).
+func writeMirrorFiles(opts Options) error {
+	files, err := mirror.ContainerdHostsFiles(opts.RegistryMirrors)
+	if err != nil {
+		return err
+	}
+	dir := opts.mirrorDir()
+	if dir == "" {
+		return errors.New("kindcluster: registry mirrors need MirrorDir or Kubeconfig (a directory for the host files)")
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	for _, f := range files {
+		p := filepath.Join(dir, strings.TrimPrefix(f.Path, mirror.CertsDir+"/"))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, []byte(f.Content), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // DockerCgroupV1 asks the Docker engine which cgroup version its containers get.
@@ -146,6 +209,11 @@ func (m *Manager) Create(ctx context.Context, opts Options) (*Cluster, error) {
 		return nil, err
 	}
 	cfg := Config(opts, cgroupV1)
+	if len(opts.RegistryMirrors) > 0 {
+		if err := writeMirrorFiles(opts); err != nil {
+			return nil, fmt.Errorf("registry mirrors: %w", err)
+		}
+	}
 	if opts.Kubeconfig != "" {
 		if err := os.MkdirAll(filepath.Dir(opts.Kubeconfig), 0o700); err != nil {
 			return nil, fmt.Errorf("kubeconfig dir: %w", err)

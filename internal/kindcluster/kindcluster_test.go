@@ -1,6 +1,9 @@
 package kindcluster
 
 import (
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
@@ -51,5 +54,36 @@ func TestConfigKeepsBaseAndDoesNotMutateIt(t *testing.T) {
 	}
 	if base.Nodes[0].Image != "" || base.Name != "" {
 		t.Fatal("Config mutated its Base")
+	}
+}
+
+func TestConfigRegistryMirrors(t *testing.T) {
+	opts := Options{Name: "c1", Image: "i", Workers: 1, Kubeconfig: "/tmp/x/kubeconfig",
+		RegistryMirrors: map[string]string{"registry.k8s.io": "http://172.24.4.1:5001/registry.k8s.io"}}
+	cfg := Config(opts, false)
+	if len(cfg.ContainerdConfigPatches) != 1 || !strings.Contains(cfg.ContainerdConfigPatches[0], `config_path = "/etc/containerd/certs.d"`) {
+		t.Errorf("containerd patches %q", cfg.ContainerdConfigPatches)
+	}
+	for _, n := range cfg.Nodes {
+		if len(n.ExtraMounts) != 1 || n.ExtraMounts[0].HostPath != "/tmp/x/containerd-certs.d" || n.ExtraMounts[0].ContainerPath != "/etc/containerd/certs.d" || !n.ExtraMounts[0].Readonly {
+			t.Errorf("node %s mounts %+v", n.Role, n.ExtraMounts)
+		}
+	}
+	if cfg := Config(Options{Name: "c1", Image: "i"}, false); len(cfg.ContainerdConfigPatches)+len(cfg.Nodes[0].ExtraMounts) != 0 {
+		t.Error("no mirrors: no patch, no mount")
+	}
+
+	dir := t.TempDir()
+	opts.MirrorDir = dir
+	if err := writeMirrorFiles(opts); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "registry.k8s.io", "hosts.toml"))
+	if err != nil || !strings.Contains(string(raw), `[host."http://172.24.4.1:5001/v2/registry.k8s.io"]`) {
+		t.Errorf("hosts.toml: %v %s", err, raw)
+	}
+	opts.RegistryMirrors = map[string]string{"docker.io": "ftp://bad"}
+	if err := writeMirrorFiles(opts); err == nil {
+		t.Error("a bad mirror must be refused")
 	}
 }

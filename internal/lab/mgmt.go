@@ -88,7 +88,8 @@ func (r *Run) MgmtManager(ctx context.Context, withCloud bool) (*mgmt.Manager, e
 		Log:       r.Log,
 		Artifacts: r.Path(s.ArtifactsDir),
 	}
-	m.Host = &mgmt.KindHost{Name: m.Name, Kind: kindcluster.New(r.Log), Log: r.Log, WaitForReady: 5 * time.Minute}
+	m.Host = &mgmt.KindHost{Name: m.Name, Kind: kindcluster.New(r.Log), Log: r.Log, WaitForReady: 5 * time.Minute,
+		RegistryMirrors: s.RegistryMirrors, MirrorDir: filepath.Join(string(r.State()), "kind", m.Name, "containerd-certs.d")}
 	if withCloud {
 		if m.Cloud, err = r.labCloudSecret(ctx); err != nil {
 			return nil, err

@@ -12,6 +12,7 @@ func Targets() map[string]Target {
 		"config:check":       ConfigCheck,
 		"kind:image":         KindImage,
 		"kind:nodeimage":     KindNodeImage,
+		"mirror:push":        MirrorPush,
 		"clean:full":         Mutating("clean:full", true, CleanFull),
 		"clean:check":        CleanCheck,
 		"image:register":     Mutating("image:register", false, ImageRegister),

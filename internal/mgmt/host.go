@@ -50,6 +50,11 @@ type KindHost struct {
 	Log   *slog.Logger
 	// WaitForReady bounds kind's own wait for its control plane.
 	WaitForReady time.Duration
+	// RegistryMirrors (setting registry_mirrors) and MirrorDir, a directory
+	// that outlives the cluster's nodes (they mount it), make containerd pull
+	// through the mirrors.
+	RegistryMirrors map[string]string
+	MirrorDir       string
 }
 
 // SetImage sets the node image (chosen once the machine is known).
@@ -88,7 +93,7 @@ func (h *KindHost) Create(ctx context.Context) error {
 	}
 	defer os.RemoveAll(tmp)
 	_, err = h.Kind.Create(ctx, kindcluster.Options{Name: h.Name, Image: h.Image, WaitForReady: h.WaitForReady,
-		Kubeconfig: filepath.Join(tmp, "kubeconfig")})
+		Kubeconfig: filepath.Join(tmp, "kubeconfig"), RegistryMirrors: h.RegistryMirrors, MirrorDir: h.MirrorDir})
 	return err
 }
 

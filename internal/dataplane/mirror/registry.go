@@ -6,6 +6,18 @@ import (
 	"github.com/capilab/capilab/internal/modbuild"
 )
 
+// DevcloudRegistry is devcloud's registry mirror as the host (and its
+// Docker engine) reaches it. Containers reach it at the gateway of the
+// external network, port 5001 (the data plane forwards it).
+const DevcloudRegistry = "127.0.0.1:5001"
+
+// DevcloudMirrors is the registry_mirrors value for a lab on devcloud:
+// every DefaultRegistries registry through the mirror at gateway (the
+// gateway of devcloud's external network, e.g. 172.24.4.1).
+func DevcloudMirrors(gateway string) map[string]string {
+	return Namespaced("http://"+gateway+":5001", DefaultRegistries...)
+}
+
 // RegistryModule is the module devcloud's registry mirror is built from.
 const RegistryModule = "github.com/distribution/distribution/v3"
 
