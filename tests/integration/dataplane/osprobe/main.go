@@ -4,12 +4,19 @@
 // line per service with the endpoint it used and exits non-zero when any
 // call fails or an endpoint does not start with OSPROBE_WANT_PREFIX.
 //
+// With -get URL it instead fetches URL (TLS unverified) and prints the
+// body: the tests check from a kind pod that a floating IP answers.
+//
 // The dataplane integration tests run it in kind pods and node containers.
 package main
 
 import (
 	"context"
+	"crypto/tls"
+	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -21,8 +28,14 @@ import (
 )
 
 func main() {
+	get := flag.String("get", "", "fetch this URL (TLS unverified) and print the body instead")
+	flag.Parse()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	run := run
+	if *get != "" {
+		run = func(ctx context.Context) error { return fetch(ctx, *get) }
+	}
 	if err := run(ctx); err != nil {
 		fmt.Println("FAIL:", err)
 		os.Exit(1)
@@ -78,4 +91,25 @@ func run(ctx context.Context) error {
 		return fmt.Errorf("%s", strings.Join(failed, "; "))
 	}
 	return nil
+}
+
+func fetch(ctx context.Context, url string) error {
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // #nosec: a reachability probe
+	var last error
+	for range 10 {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := c.Do(req)
+		if err == nil {
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+			resp.Body.Close()
+			fmt.Printf("GET %s: %s %s\n", url, resp.Status, b)
+			if resp.StatusCode == 200 {
+				return nil
+			}
+			err = fmt.Errorf("status %s", resp.Status)
+		}
+		last = err
+		time.Sleep(2 * time.Second)
+	}
+	return fmt.Errorf("GET %s: %w", url, last)
 }
