@@ -29,6 +29,9 @@
 #   GO               the go command that builds the data-plane agent (default: go on PATH, else
 #                    /usr/local/go/bin/go)
 #   DOCKER_SOCKET    the Docker engine's socket (default /var/run/docker.sock)
+#   DEVCLOUD_SELFCHECK  auto (default: start and status prove that a load balancer reaches ACTIVE
+#                    and is forwarded and that a server boots into a node container, unless that
+#                    passed less than 10 minutes ago), always, or never
 set -Eeuo pipefail
 
 # Found before PATH is reset below: the Go toolchain for the data-plane agent.
@@ -675,6 +678,7 @@ cmd_start() {
     lab_region
     write_clouds_yaml
     dataplane_start
+    dataplane_selfcheck || die "start: devcloud runs, but the self-check above found it broken"
     log "start: devcloud is already running and every API answers; nothing to do"
     return 0
   fi
@@ -761,6 +765,7 @@ cmd_start() {
   lab_region
   write_clouds_yaml
   dataplane_start
+  dataplane_selfcheck || die "start: devcloud runs, but the self-check above found it broken"
   date +%s >"$STATE/started"
   log "start: devcloud is up in $(($(date +%s) - t_all))s; use OS_CLOUD=devcloud-member (or devcloud for admin)"
 }
@@ -851,6 +856,33 @@ registry_start() {
   log "registry mirror: binary ready in $(($(date +%s) - t))s ($bin)"
   spawn registry env OTEL_TRACES_EXPORTER=none "$bin" serve "$STATE/registry/config.yml"
   WATCH=registry wait_for "the registry mirror at http://$REGISTRY_ADDR/v2/" "$WAIT" http_up "http://$REGISTRY_ADDR/v2/"
+}
+
+# dataplane_selfcheck: prove with real resources (in the admin project, removed again) that a load
+# balancer reaches ACTIVE and is forwarded and that a server boots into a node container and runs
+# its cloud-init; say what is broken otherwise. A pass younger than 10 minutes is not repeated
+# (DEVCLOUD_SELFCHECK=always repeats it, never skips it).
+SELFCHECK_MAX_AGE=600
+dataplane_selfcheck() {
+  local mode=${DEVCLOUD_SELFCHECK:-auto} f=$DATAPLANE_STATE/selfcheck.json
+  [[ $mode == never ]] && return 0
+  if [[ ! -x $DATAPLANE_BIN ]]; then
+    log "self-check: not run (the data-plane binary is built when a Docker engine answers)"
+    return 0
+  fi
+  if [[ $mode == auto && -s $f ]] && (($(date +%s) - $(stat -c %Y "$f") < SELFCHECK_MAX_AGE)) && grep -q '"ok": true' "$f"; then
+    log "self-check: passed $(($(date +%s) - $(stat -c %Y "$f")))s ago; not repeated"
+    return 0
+  fi
+  local t; t=$(date +%s)
+  log "self-check: a load balancer and a server through the data plane (each wait bounded; DEVCLOUD_SELFCHECK=never skips)"
+  if OS_CLIENT_CONFIG_FILE=$CLOUDS_YAML "$DATAPLANE_BIN" selfcheck --cloud devcloud --state-dir "$DATAPLANE_STATE" \
+    --docker-socket "$DOCKER_SOCKET" 2>>"$LOGDIR/selfcheck.log"; then
+    log "self-check: passed in $(($(date +%s) - t))s"
+  else
+    log "self-check: FAILED after $(($(date +%s) - t))s (details above; log: $LOGDIR/selfcheck.log)"
+    return 1
+  fi
 }
 
 dataplane_start() {
@@ -950,6 +982,9 @@ dataplane_status() {
   else
     printf '%-22s DOWN     %s\n' "API via ${gw:-gateway}" "http://${gw:-?}:5000/v3: pods and node containers cannot reach devcloud"
     rc=1
+  fi
+  if [[ ${DEVCLOUD_SELFCHECK:-auto} != never && $(id -u) == 0 ]]; then
+    dataplane_selfcheck || rc=1
   fi
   if [[ -s $DATAPLANE_STATE/status.json ]]; then
     $PY - "$DATAPLANE_STATE/status.json" <<'PYEOF' || rc=1

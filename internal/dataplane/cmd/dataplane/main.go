@@ -6,6 +6,9 @@
 //	dataplane agent [flags]          reconcile devcloud into Docker until SIGTERM
 //	dataplane lb --config FILE       a load balancer helper: forward the VIP's
 //	                                 listeners to the members FILE names
+//	dataplane selfcheck [flags]      prove an LB reaches ACTIVE and is forwarded,
+//	                                 and a server boots into a node container;
+//	                                 exit 1 and say what is broken otherwise
 //	dataplane registry --cache-dir D --config FILE --listen A --root R
 //	                                 build (cached) devcloud's registry mirror at
 //	                                 its pinned version, write its config and
@@ -26,6 +29,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/gophercloud/gophercloud/v2"
 
 	"github.com/capilab/capilab/internal/cloud"
 	"github.com/capilab/capilab/internal/dataplane"
@@ -49,6 +54,8 @@ func main() {
 		code = lb(os.Args[2:])
 	case "registry":
 		code = registry(os.Args[2:])
+	case "selfcheck":
+		code = selfcheck(os.Args[2:])
 	case "-h", "--help", "help":
 		usage()
 	default:
@@ -222,6 +229,58 @@ func registry(args []string) int {
 		return 1
 	}
 	fmt.Println(bin)
+	return 0
+}
+
+func selfcheck(args []string) int {
+	fs := flag.NewFlagSet("selfcheck", flag.ContinueOnError)
+	cloudName := fs.String("cloud", "devcloud", "clouds.yaml entry with admin credentials")
+	cloudsFile := fs.String("clouds-file", os.Getenv("OS_CLIENT_CONFIG_FILE"), "clouds.yaml to read")
+	stateDir := fs.String("state-dir", "/var/lib/devcloud/dataplane", "where selfcheck.json is written")
+	nodeImage := fs.String("node-image", defaultHelperImage(), "container image of the check's server")
+	socket := fs.String("docker-socket", docker.DefaultSocket, "Docker engine socket")
+	timeout := fs.Duration("timeout", 3*time.Minute, "bound of each wait")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	secrets := logging.NewSecrets()
+	log, _ := logging.New(os.Stderr, logging.Options{Secrets: secrets})
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	c, err := cloud.Connect(ctx, cloud.Options{Cloud: *cloudName, CloudsFile: *cloudsFile, Log: log, Secrets: secrets})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "selfcheck: Keystone:", err)
+		return 1
+	}
+	sc := &dataplane.SelfCheck{NodeImage: *nodeImage, Timeout: *timeout, Log: log}
+	for _, x := range []struct {
+		dst **gophercloud.ServiceClient
+		mk  func() (*gophercloud.ServiceClient, error)
+	}{{&sc.Compute, c.Compute}, {&sc.Network, c.Network}, {&sc.Image, c.Image}, {&sc.LoadBalancer, c.LoadBalancer}} {
+		if *x.dst, err = x.mk(); err != nil {
+			fmt.Fprintln(os.Stderr, "selfcheck:", err)
+			return 1
+		}
+	}
+	if dc, err := docker.New(ctx, *socket); err == nil {
+		sc.Docker = dc
+	}
+	rep := sc.Run(ctx)
+	if err := dataplane.WriteReport(*stateDir, rep); err != nil {
+		fmt.Fprintln(os.Stderr, "selfcheck:", err)
+	}
+	for _, r := range rep.Checks {
+		state := "ok"
+		if r.Skipped != "" {
+			state = "not run"
+		} else if !r.OK {
+			state = "BROKEN"
+		}
+		fmt.Printf("self-check %-26s %-7s %s\n", r.Name, state, r.Detail)
+	}
+	if !rep.OK {
+		return 1
+	}
 	return 0
 }
 
