@@ -4,7 +4,8 @@
 #   1. devcloud    a Docker engine (scripts/docker-engine.sh), then install (first time on a machine)
 #                  and start devcloud, unless it already runs; with the engine up, devcloud's data
 #                  plane runs too
-#   2. node image  the kind node image (built once, cached): the data-plane tests boot servers into it
+#   2. node image  the kind node image (built once, cached): the data-plane tests boot servers into it;
+#                  make mirror: OCCM and Cinder CSI images (cached) pushed into devcloud's mirror
 #   3. integration go test -tags integration ./tests/...  (every integration package under tests/)
 #   4. e2e         scripts/e2e.sh: the e2e tier on kind (engine and image are in place by then)
 #   4. teardown    devcloud keeps running unless DEVCLOUD_STOP=1
@@ -47,6 +48,8 @@ echo "node image: $choice"
 if [[ $(cut -f2 <<<"$choice") == local ]]; then
   nice -n 10 "$GO" run mage.go kind:image
 fi
+section "registry mirror: build OCCM and Cinder CSI (cached), push the images capilab built (make mirror)"
+nice -n 10 "$GO" run mage.go mirror:push
 
 # ---- 3. integration tier: every package under tests/ with integration-tagged tests ----------------
 # qemu-img (raw conversion in the image tests) comes from Debian's qemu-utils.
