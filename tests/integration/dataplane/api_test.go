@@ -155,7 +155,7 @@ func TestAPIsThroughTheLabRegion(t *testing.T) {
 				Volumes: []corev1.Volume{{Name: "clouds", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "clouds"}}}},
 			},
 		}
-		logs := runPod(t, cs, pod, 4*time.Minute)
+		logs := runPod(t, cs, pod, 8*time.Minute)
 		if !strings.Contains(logs, "\nOK") {
 			t.Errorf("pod %s did not reach every service:\n%s", pod.Name, logs)
 		}

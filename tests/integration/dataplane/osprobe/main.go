@@ -30,7 +30,7 @@ import (
 func main() {
 	get := flag.String("get", "", "fetch this URL (TLS unverified) and print the body instead")
 	flag.Parse()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute) // devcloud on a loaded machine answers slowly
 	defer cancel()
 	run := run
 	if *get != "" {
