@@ -737,10 +737,11 @@ func (e *e2e) renewal(t *testing.T) {
 	}
 	w := e.secretEvents(t, hooksNS)
 	seen := awaitSecrets(t, w, 2*time.Minute, map[string]string{"server-tls": serial(t, before)}, "server-tls")
-	// renewalTime has a one-second resolution; the renewal happens at it.
 	figure(t, "renewal written %s after status.renewalTime", seen["server-tls"].Sub(renewal).Round(10*time.Millisecond))
-	if late := seen["server-tls"].Sub(renewal); late < -time.Second || late > 10*time.Second {
-		t.Errorf("renewal at %s, status.renewalTime was %s", seen["server-tls"].Format(time.RFC3339Nano), renewal.Format(time.RFC3339))
+	// Not before its time (renewalTime has a one-second resolution); how
+	// late is a figure, not an assertion.
+	if seen["server-tls"].Before(renewal.Add(-time.Second)) {
+		t.Errorf("renewed at %s, before status.renewalTime %s", seen["server-tls"].Format(time.RFC3339Nano), renewal.Format(time.RFC3339))
 	}
 	after := e.secret(t, hooksNS, "server-tls")
 	if serial(t, after) == serial(t, before) {
