@@ -130,10 +130,19 @@
 //     cert-manager.externallyProvisioned: "true", that check is tried once,
 //     without retries, and any failure makes clusterctl download and install
 //     cert-manager from its release URL — which fails offline. With
-//     externallyProvisioned it retries for the cert-manager timeout
-//     (default 10 minutes) and never installs. Install the issuer's CRDs
-//     before init; set externallyProvisioned to make a slow API server
-//     retry instead of trying GitHub.
+//     externallyProvisioned it retries each object for the cert-manager
+//     timeout (default 10 minutes) and never installs. Install the issuer's
+//     CRDs before init.
+//   - The check ends by deleting its namespace (ClusterctlTestNamespace),
+//     which takes seconds to terminate (5.4 s measured in kind). A second
+//     check in that window fails: it "creates" the terminating namespace
+//     (an update of the existing one), then cannot create the Issuer in it.
+//     Without externallyProvisioned clusterctl then tries to install
+//     cert-manager; with it, it retries the Issuer until its timeout — the
+//     namespace is gone by then, and clusterctl does not create it again.
+//     Both were observed in the e2e test. So before every `clusterctl init`
+//     (a second init for another provider included) wait until that
+//     namespace is gone.
 //   - `clusterctl upgrade` and `upgrade plan` touch cert-manager only when
 //     objects labelled clusterctl.cluster.x-k8s.io/core=cert-manager exist in
 //     the cert-manager or kube-system namespace. The issuer's objects carry

@@ -18,6 +18,11 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
+// ClusterctlTestNamespace is the namespace clusterctl's cert-manager check
+// creates and deletes at every `clusterctl init`; wait until it is gone
+// before the next init (see the package documentation).
+const ClusterctlTestNamespace = "cert-manager-test"
+
 // MainPackage is the issuer binary's main package in this repository
 // (a modbuild Program with an empty Module builds it).
 const MainPackage = "./images/certissuer"

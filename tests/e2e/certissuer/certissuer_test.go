@@ -196,7 +196,7 @@ func (e *e2e) ensureCertManager(ctx context.Context, t *testing.T, extraConfig s
 	if err := reader.Init(ctx, ""); err != nil {
 		return "", err
 	}
-	reader.Set("cert-manager", "url: file:///nonexistent/cert-manager.yaml\n"+extraConfig)
+	reader.Set("cert-manager", "url: file:///nonexistent/cert-manager/v0.0.1/cert-manager.yaml\n"+extraConfig)
 	cfg, err := clusterctlconfig.New(ctx, "", clusterctlconfig.InjectReader(reader))
 	if err != nil {
 		return "", err
@@ -224,9 +224,14 @@ func (e *e2e) clusterctlCheck(t *testing.T) {
 	// Issuer. Record what happens, then how long the namespace takes.
 	_, err = e.ensureCertManager(ctx, t, "")
 	figure(t, "a second clusterctl check right after the first: error=%v", err)
+	// The externallyProvisioned mode retries instead of installing; does a
+	// retry outlast the namespace's termination?
+	start = time.Now()
+	_, err = e.ensureCertManager(ctx, t, "externallyProvisioned: \"true\"\ntimeout: 10s\n")
+	figure(t, "a third check (externallyProvisioned, 10s timeout) while the namespace terminates: after %s error=%v", time.Since(start).Round(100*time.Millisecond), err)
 	start = time.Now()
 	if err := e.c.Gone(ctx, kube.Wait{Name: "wait-cert-manager-test-gone", What: "clusterctl's test namespace to be deleted", Timeout: 2 * time.Minute, Interval: 500 * time.Millisecond},
-		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "cert-manager-test"}}); err != nil {
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: certissuer.ClusterctlTestNamespace}}); err != nil {
 		t.Fatal(err)
 	}
 	figure(t, "clusterctl's test namespace cert-manager-test gone after: %s", time.Since(start).Round(100*time.Millisecond))
@@ -235,7 +240,7 @@ func (e *e2e) clusterctlCheck(t *testing.T) {
 	// externallyProvisioned mode (retries, never installs).
 	for _, extra := range []string{"", "externallyProvisioned: \"true\"\ntimeout: 2m\n"} {
 		if err := e.c.Gone(ctx, kube.Wait{Name: "wait-cert-manager-test-gone", What: "clusterctl's test namespace to be deleted", Timeout: 2 * time.Minute, Interval: 500 * time.Millisecond},
-			&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "cert-manager-test"}}); err != nil {
+			&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: certissuer.ClusterctlTestNamespace}}); err != nil {
 			t.Fatal(err)
 		}
 		logs, err := e.ensureCertManager(ctx, t, extra)
@@ -750,8 +755,12 @@ func (e *e2e) renewal(t *testing.T) {
 	if !bytes.Equal(before.Data["ca.crt"], after.Data["ca.crt"]) {
 		t.Error("ca.crt changed on renewal")
 	}
-	if rev := revisionOf(e.certStatus(t, hooksNS, "server")); rev <= rev0 {
-		t.Errorf("status.revision %d after renewal, was %d", rev, rev0)
+	// The status follows the Secret (written right after it).
+	if err := e.wait("wait-revision", "status.revision of Certificate server to count the renewal", 30*time.Second, func(ctx context.Context) (bool, string, error) {
+		rev := revisionOf(e.certStatus(t, hooksNS, "server"))
+		return rev > rev0, fmt.Sprintf("revision %d, was %d", rev, rev0), nil
+	}); err != nil {
+		t.Error(err)
 	}
 	verifyFor(t, after, "e2e-server."+hooksNS+".svc")
 	// The injected bundle is still right and the webhook still answers.
@@ -820,35 +829,52 @@ func (e *e2e) footprint(t *testing.T) {
 	size, _ := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
 	figure(t, "issuer image %s: %.1f MB", prepared.issuerImage, float64(size)/1e6)
 
-	out, err = exec.CommandContext(ctx, "docker", "exec", e.name+"-control-plane", "crictl", "stats", "-o", "json",
-		"--label", "io.kubernetes.container.name="+certissuer.Name).Output()
-	if err != nil {
-		t.Fatalf("crictl stats: %v", err)
-	}
-	var stats struct {
-		Stats []struct {
-			Memory struct {
-				WorkingSetBytes struct {
-					Value string `json:"value"`
-				} `json:"workingSetBytes"`
-			} `json:"memory"`
-		} `json:"stats"`
-	}
-	if err := json.Unmarshal(out, &stats); err != nil || len(stats.Stats) != 1 {
-		t.Fatalf("crictl stats: %v\n%s", err, out)
-	}
-	ws, _ := strconv.ParseInt(stats.Stats[0].Memory.WorkingSetBytes.Value, 10, 64)
-	figure(t, "issuer memory working set after %d Certificates: %.1f MiB", 24, float64(ws)/(1<<20))
-
+	// Memory: the process's resident set (now and peak) as the node's
+	// kernel reports it, found through containerd's task list.
 	var pods corev1.PodList
 	if err := e.c.Client.List(ctx, &pods, client.InNamespace(certissuer.Namespace)); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range pods.Items {
-		for _, cs := range p.Status.ContainerStatuses {
-			figure(t, "issuer container restarts: %d", cs.RestartCount)
+	if len(pods.Items) != 1 || len(pods.Items[0].Status.ContainerStatuses) != 1 {
+		t.Fatalf("issuer pods: %d", len(pods.Items))
+	}
+	cs := pods.Items[0].Status.ContainerStatuses[0]
+	figure(t, "issuer container restarts: %d", cs.RestartCount)
+	id := strings.TrimPrefix(cs.ContainerID, "containerd://")
+	node := e.name + "-control-plane"
+	out, err = exec.CommandContext(ctx, "docker", "exec", node, "ctr", "--namespace", "k8s.io", "tasks", "ls").Output()
+	if err != nil {
+		t.Fatalf("ctr tasks ls: %v", err)
+	}
+	pid := ""
+	for _, line := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == id {
+			pid = f[1]
 		}
 	}
+	if pid == "" {
+		t.Fatalf("no task %s in:\n%s", id, out)
+	}
+	out, err = exec.CommandContext(ctx, "docker", "exec", node, "cat", "/proc/"+pid+"/status").Output()
+	if err != nil {
+		t.Fatalf("read /proc/%s/status: %v", pid, err)
+	}
+	mem := map[string]string{}
+	for _, line := range strings.Split(string(out), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && (k == "VmRSS" || k == "VmHWM") {
+			mem[k] = strings.TrimSpace(v)
+		}
+	}
+	if mem["VmRSS"] == "" {
+		t.Fatalf("no VmRSS in /proc/%s/status", pid)
+	}
+	certs := &unstructured.UnstructuredList{}
+	certs.SetGroupVersionKind(certificateGVK.GroupVersion().WithKind("CertificateList"))
+	if err := e.c.Client.List(ctx, certs); err != nil {
+		t.Fatal(err)
+	}
+	figure(t, "issuer memory with %d Certificates: resident %s, peak %s", len(certs.Items), mem["VmRSS"], mem["VmHWM"])
+
 	var events corev1.EventList
 	if err := e.c.Client.List(ctx, &events, client.InNamespace(certsNS)); err == nil {
 		issued := 0
