@@ -873,7 +873,7 @@ func (e *e2e) footprint(t *testing.T) {
 	if err := e.c.Client.List(ctx, certs); err != nil {
 		t.Fatal(err)
 	}
-	figure(t, "issuer memory with %d Certificates: resident %s, peak %s", len(certs.Items), mem["VmRSS"], mem["VmHWM"])
+	figure(t, "issuer memory with %d Certificates (/proc, kB = KiB): resident %s, peak %s", len(certs.Items), mem["VmRSS"], mem["VmHWM"])
 
 	var events corev1.EventList
 	if err := e.c.Client.List(ctx, &events, client.InNamespace(certsNS)); err == nil {
