@@ -98,6 +98,9 @@ func prepare(ctx context.Context) (suite, func(), error) {
 	// The binary cache the lab's targets use, so a binary built once (by
 	// make create or an earlier run) is reused.
 	cache := os.Getenv("CAPILAB_CACHE_DIR")
+	if cache != "" && !filepath.IsAbs(cache) {
+		cache = filepath.Join(root, cache) // as the lab reads it: relative to the checkout
+	}
 	if cache == "" {
 		if cache, err = os.UserCacheDir(); err != nil {
 			return s, nil, err
