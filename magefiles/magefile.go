@@ -7,10 +7,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/capilab/capilab/internal/lab"
 )
@@ -44,15 +48,19 @@ func run(ctx context.Context, name string) error {
 			return
 		case <-ctx.Done():
 		}
-		t := time.NewTimer(stopGrace)
+		grace := lab.StopGrace(name, stopGrace)
+		t := time.NewTimer(grace)
 		defer t.Stop()
 		select {
 		case <-done:
 		case <-t.C:
-			fmt.Fprintf(os.Stderr, "Error: %s did not stop within %s of the interrupt; exiting\n", name, stopGrace)
+			fmt.Fprintf(os.Stderr, "Error: %s did not stop within %s of the interrupt; exiting\n", name, grace)
 			os.Exit(lab.ExitFailure)
 		}
 	}()
+	// controller-runtime's clients log through a process-wide logger: only
+	// its warnings, on stderr.
+	ctrllog.SetLogger(logr.FromSlogHandler(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if code := lab.Execute(ctx, lab.OptionsFromProcess(), name, target); code != 0 {
 		os.Exit(code)
 	}

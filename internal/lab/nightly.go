@@ -108,6 +108,16 @@ func Nightly(ctx context.Context, r *Run) error {
 	return &ExitError{Code: rec.ExitCode, Err: fmt.Errorf("nightly %s: %s (%s)", id, rec.Verdict, filepath.Join(n.dir, "summary.md"))}
 }
 
+// StopGrace is how long a target may take to stop after an interrupt
+// before the process exits anyway: the nightly run deletes its clusters
+// and cleans up after Ctrl-C, which takes minutes; others stop at once.
+func StopGrace(target string, normal time.Duration) time.Duration {
+	if target == "nightly:run" {
+		return 60 * time.Minute
+	}
+	return normal
+}
+
 func exitCodeOf(v pipeline.Verdict) int {
 	switch v {
 	case pipeline.VerdictPassed:

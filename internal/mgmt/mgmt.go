@@ -342,7 +342,7 @@ func (m *Manager) install(ctx context.Context, c *kube.Cluster, res *Result) err
 	if err := m.render(ctx); err != nil {
 		return err
 	}
-	installer := &providers.Installer{Kubeconfig: m.KubeconfigPath(), Context: m.Name, Source: m.Source, Repo: m.Repo, Log: m.Log,
+	installer := &providers.Installer{Providers: m.Providers, Kubeconfig: m.KubeconfigPath(), Context: m.Name, Source: m.Source, Repo: m.Repo, Log: m.Log,
 		Variables: m.Variables, WaitProviderTimeout: m.Waits.Controllers}
 	installed, err := providers.Inventory(ctx, c.Client)
 	if err != nil {

@@ -26,6 +26,9 @@ import (
 // the environment, so variables of the process would leak into
 // components and parallel users would share state.
 type Installer struct {
+	// Providers are every provider of the lab: clusterctl resolves the
+	// installed ones too (the core provider) when it adds another.
+	Providers  []Provider
 	Kubeconfig string
 	Context    string
 	Source     Source
@@ -42,9 +45,9 @@ type Installer struct {
 // library keeps in a package variable.
 var clusterctlLogMu sync.Mutex
 
-func (in *Installer) client(ctx context.Context, ps []Provider) (clusterctl.Client, error) {
+func (in *Installer) client(ctx context.Context) (clusterctl.Client, error) {
 	reader := config.NewMemoryReader()
-	for _, p := range ps {
+	for _, p := range in.Providers {
 		if in.Source == Local || p.RenderedUpstream {
 			if _, err := reader.AddProvider(p.Name, p.Type, in.Repo.ComponentsURL(p)); err != nil {
 				return nil, err
@@ -87,7 +90,7 @@ func (in *Installer) Init(ctx context.Context, ps []Provider) error {
 	if len(ps) == 0 {
 		return nil
 	}
-	c, err := in.client(ctx, ps)
+	c, err := in.client(ctx)
 	if err != nil {
 		return err
 	}
@@ -126,7 +129,7 @@ func (in *Installer) Init(ctx context.Context, ps []Provider) error {
 
 // Upgrade moves installed providers to the versions of ps.
 func (in *Installer) Upgrade(ctx context.Context, installed []Installed, ps []Provider) error {
-	c, err := in.client(ctx, ps)
+	c, err := in.client(ctx)
 	if err != nil {
 		return err
 	}
