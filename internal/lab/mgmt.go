@@ -15,8 +15,6 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/capilab/capilab/internal/appcred"
 	"github.com/capilab/capilab/internal/certissuer"
@@ -112,17 +110,7 @@ func localIssuer() *mgmt.Issuer {
 			sum := sha256.Sum256(data)
 			return certissuer.ImageName(hex.EncodeToString(sum[:])), nil
 		},
-		Manifests: func(image string) ([]*unstructured.Unstructured, error) {
-			var out []*unstructured.Unstructured
-			for _, o := range certissuer.Manifests(image) {
-				u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(o)
-				if err != nil {
-					return nil, err
-				}
-				out = append(out, &unstructured.Unstructured{Object: u})
-			}
-			return out, nil
-		},
+		Manifests: certissuer.Objects,
 	}
 }
 

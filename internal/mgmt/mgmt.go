@@ -374,6 +374,9 @@ func (m *Manager) install(ctx context.Context, c *kube.Cluster, res *Result) err
 		if len(batch) == 0 {
 			continue
 		}
+		if err := m.awaitCertManagerCheck(ctx, c); err != nil {
+			return err
+		}
 		if err := installer.Init(ctx, batch); err != nil {
 			return err
 		}
@@ -392,6 +395,19 @@ func (m *Manager) install(ctx context.Context, c *kube.Cluster, res *Result) err
 		res.Actions = append(res.Actions, "installed the lab's cloud credential as Secret "+CredentialNamespace+"/"+m.Cloud.Name)
 	}
 	return nil
+}
+
+// certManagerTestNamespace is where clusterctl's cert-manager check creates
+// (and then deletes) a test Issuer and Certificate. A check that starts
+// while the last one's namespace is still terminating fails, so each init
+// waits for it to be gone.
+const certManagerTestNamespace = "cert-manager-test"
+
+func (m *Manager) awaitCertManagerCheck(ctx context.Context, c *kube.Cluster) error {
+	ns := &corev1.Namespace{}
+	ns.Name = certManagerTestNamespace
+	return c.Gone(ctx, kube.Wait{Name: "wait-cert-manager-check", What: "namespace " + certManagerTestNamespace + " of the last cert-manager check to be gone",
+		Timeout: 2 * time.Minute, Interval: time.Second}, ns)
 }
 
 func (m *Manager) render(ctx context.Context) error {

@@ -3,6 +3,9 @@ package devcloudtest
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,7 +30,7 @@ type Lab struct {
 // artifacts go under the repository's artifacts/<dir>.
 func NewLab(t testing.TB, kind, artifactsDir string, vars ...string) *Lab {
 	repo := RepoRoot(t)
-	return &Lab{T: t, Repo: repo, Prefix: Name(t, kind), State: t.TempDir(),
+	return &Lab{T: t, Repo: repo, Prefix: ShortName(kind), State: t.TempDir(),
 		Artifacts: filepath.Join(repo, "artifacts", artifactsDir), Vars: vars}
 }
 
@@ -67,4 +70,14 @@ func (l *Lab) Make(ctx context.Context, target string, vars ...string) (string, 
 	}
 	l.T.Logf("make %s (%s, exit %d):\n%s", strings.Join(args[2:], " "), elapsed.Round(100*time.Millisecond), code, out.String())
 	return out.String(), code, elapsed
+}
+
+// ShortName is a unique name short enough for a lab prefix (at most 20
+// characters): kind, a dash and 6 random hex digits.
+func ShortName(kind string) string {
+	b := make([]byte, 3)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return fmt.Sprintf("%s-%s", kind, hex.EncodeToString(b))
 }

@@ -37,7 +37,7 @@ const labCloud = "devcloud-lab"
 func TestManagementCluster(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 75*time.Minute)
 	defer cancel()
-	l := devcloudtest.NewLab(t, "mg", "integration-mgmt", "OS_CLOUD="+labCloud, "PROVIDER_SOURCE=local")
+	l := devcloudtest.NewLab(t, "itmg", "integration-mgmt", "OS_CLOUD="+labCloud, "PROVIDER_SOURCE=local")
 	mgmtName := l.Prefix + "-mgmt"
 	t.Cleanup(func() {
 		cctx, ccancel := context.WithTimeout(context.Background(), 15*time.Minute)
@@ -91,7 +91,7 @@ func TestManagementCluster(t *testing.T) {
 
 	// 3. A real OpenStackCluster through the management cluster, with the
 	// lab's credential, becomes Ready; its resources exist in devcloud.
-	name := "probe" + l.Prefix[len(l.Prefix)-4:]
+	name := "probe" + l.Prefix[len(l.Prefix)-6:]
 	cluster, infra := probeCluster(name, l.Prefix)
 	if err := c.Apply(ctx, infra, cluster); err != nil {
 		t.Fatal(err)

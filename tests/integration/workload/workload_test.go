@@ -35,7 +35,7 @@ const labCloud = "devcloud-lab"
 func TestWorkloadClusters(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 80*time.Minute)
 	defer cancel()
-	l := devcloudtest.NewLab(t, "wl", "integration-workload", "OS_CLOUD="+labCloud, "PROVIDER_SOURCE=local",
+	l := devcloudtest.NewLab(t, "itwl", "integration-workload", "OS_CLOUD="+labCloud, "PROVIDER_SOURCE=local",
 		"CONTROLLER_COUNT=1", "WORKER_COUNT=1")
 	t.Cleanup(func() {
 		cctx, ccancel := context.WithTimeout(context.Background(), 20*time.Minute)
@@ -46,7 +46,7 @@ func TestWorkloadClusters(t *testing.T) {
 	if _, code, _ := l.Make(ctx, "create", "CONTROLLER_COUNT=0"); code != 0 {
 		t.Fatalf("make create: exit %d", code)
 	}
-	a, b := "a"+l.Prefix[len(l.Prefix)-4:], "b"+l.Prefix[len(l.Prefix)-4:]
+	a, b := "a"+l.Prefix[len(l.Prefix)-6:], "b"+l.Prefix[len(l.Prefix)-6:]
 
 	// Two clusters in parallel, up to Ready nodes.
 	out, code, elapsed := l.Make(ctx, "create_cluster", "CLUSTERS="+a+","+b)
@@ -103,7 +103,7 @@ func TestWorkloadClusters(t *testing.T) {
 	}
 
 	// An interrupted create: a re-run finishes the job.
-	c := "c" + l.Prefix[len(l.Prefix)-4:]
+	c := "c" + l.Prefix[len(l.Prefix)-6:]
 	interruptedCreate(ctx, t, l, c)
 	if _, code, _ := l.Make(ctx, "create_cluster", "CLUSTER="+c); code != 0 {
 		t.Fatalf("re-run of the interrupted create_cluster: exit %d", code)
