@@ -14,6 +14,7 @@ import (
 	"github.com/capilab/capilab/internal/cleanup"
 	"github.com/capilab/capilab/internal/kube"
 	"github.com/capilab/capilab/internal/logging"
+	"github.com/capilab/capilab/internal/naming"
 )
 
 // Before a workload cluster is deleted, what OCCM and Cinder CSI created
@@ -213,17 +214,10 @@ func shorten(items []string, n int) string {
 	return fmt.Sprintf("%s and %d more", strings.Join(items[:n], ", "), len(items)-n)
 }
 
-// The ownership markers OCCM (--cluster-name) and Cinder CSI (--cluster)
-// leave on what they create, the same the cleanup's rules occm-* and
-// csi-* read.
-const (
-	occmLBPrefix      = "kube_service_%s_"
-	occmFIPDescPrefix = "Floating IP for Kubernetes external service "
-	occmFIPDescSuffix = " from cluster %s"
-	occmSGDescPrefix  = "Security Group for "
-	occmSGDescSuffix  = "Service LoadBalancer in cluster %s"
-	CSIClusterKey     = "cinder.csi.openstack.org/cluster"
-)
+// CSIClusterKey is the metadata key Cinder CSI (--cluster) writes on what
+// it creates; it and OCCM's (--cluster-name) markers come from
+// internal/naming, which the cleanup's rules occm-* and csi-* read too.
+const CSIClusterKey = naming.CSIClusterKey
 
 // CloudMarked lists the OpenStack resources that carry the cluster's OCCM
 // or Cinder CSI markers (skipping the given volume IDs and their
@@ -250,11 +244,13 @@ func CloudMarked(ctx context.Context, cloud CloudLister, cluster string, skipVol
 func marked(r cleanup.Resource, cluster string, skipVolumes map[string]bool) bool {
 	switch r.Type {
 	case cleanup.LoadBalancer:
-		return strings.HasPrefix(r.Name, fmt.Sprintf(occmLBPrefix, cluster))
+		return strings.HasPrefix(r.Name, naming.OCCMLoadBalancerPrefix(cluster))
 	case cleanup.FloatingIP:
-		return strings.HasPrefix(r.Description, occmFIPDescPrefix) && strings.HasSuffix(r.Description, fmt.Sprintf(occmFIPDescSuffix, cluster))
+		prefix, suffix := naming.OCCMFloatingIPDescription(cluster)
+		return strings.HasPrefix(r.Description, prefix) && strings.HasSuffix(r.Description, suffix)
 	case cleanup.SecurityGroup:
-		return strings.HasPrefix(r.Description, occmSGDescPrefix) && strings.HasSuffix(r.Description, fmt.Sprintf(occmSGDescSuffix, cluster))
+		prefix, suffix := naming.OCCMSecurityGroupDescription(cluster)
+		return strings.HasPrefix(r.Description, prefix) && strings.HasSuffix(r.Description, suffix)
 	case cleanup.Volume:
 		return r.Metadata[CSIClusterKey] == cluster && !skipVolumes[r.ID]
 	case cleanup.Snapshot:

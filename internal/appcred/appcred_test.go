@@ -14,61 +14,9 @@ import (
 
 	"github.com/capilab/capilab/internal/cloud"
 	"github.com/capilab/capilab/internal/logging"
+	"github.com/capilab/capilab/internal/naming"
 	"github.com/capilab/capilab/internal/state"
 )
-
-func TestNamesAndDescriptions(t *testing.T) {
-	tests := []struct {
-		prefix, cluster, name, cloud, desc string
-	}{
-		{"capi", "", "capi-appcred", "capi", "capilab lab=capi"},
-		{"capi", "foo-bar", "capi-foo-bar-appcred", "capi-foo-bar", "capilab lab=capi cluster=foo-bar"},
-		{"capi-foo", "bar", "capi-foo-bar-appcred", "capi-foo-bar", "capilab lab=capi-foo cluster=bar"},
-	}
-	for _, tt := range tests {
-		if got := Name(tt.prefix, tt.cluster); got != tt.name {
-			t.Errorf("Name(%q, %q) = %q, want %q", tt.prefix, tt.cluster, got, tt.name)
-		}
-		if got := CloudName(tt.prefix, tt.cluster); got != tt.cloud {
-			t.Errorf("CloudName(%q, %q) = %q, want %q", tt.prefix, tt.cluster, got, tt.cloud)
-		}
-		if got := Description(tt.prefix, tt.cluster); got != tt.desc {
-			t.Errorf("Description(%q, %q) = %q, want %q", tt.prefix, tt.cluster, got, tt.desc)
-		}
-		p, c, ok := ParseDescription(Description(tt.prefix, tt.cluster))
-		if !ok || p != tt.prefix || c != tt.cluster {
-			t.Errorf("ParseDescription(Description(%q, %q)) = %q, %q, %v", tt.prefix, tt.cluster, p, c, ok)
-		}
-	}
-}
-
-func TestParseDescription(t *testing.T) {
-	tests := []struct {
-		desc, prefix, cluster string
-		ok                    bool
-	}{
-		{"capilab lab=capi", "capi", "", true},
-		{"capilab lab=capi cluster=a", "capi", "a", true},
-		{"capilab cluster=a lab=capi", "capi", "a", true},
-		{"capilab lab=capi cluster=a created=2025", "capi", "a", true},
-		{"  capilab   lab=capi  ", "capi", "", true},
-		{"App Cred capi for cluster testcluster", "", "", false}, // SCS's
-		{"", "", "", false},
-		{"capilab", "", "", false},
-		{"capilab cluster=a", "", "", false},
-		{"capilab lab=", "", "", false},
-		{"capilab lab=capi cluster=", "", "", false},
-		{"capilab lab=capi lab=other", "", "", false},
-		{"capilab lab=capi junk", "", "", false},
-		{"capilabx lab=capi", "", "", false},
-	}
-	for _, tt := range tests {
-		p, c, ok := ParseDescription(tt.desc)
-		if p != tt.prefix || c != tt.cluster || ok != tt.ok {
-			t.Errorf("ParseDescription(%q) = %q, %q, %v; want %q, %q, %v", tt.desc, p, c, ok, tt.prefix, tt.cluster, tt.ok)
-		}
-	}
-}
 
 type env struct {
 	ks      *fakeKeystone
@@ -200,7 +148,7 @@ func TestEnsureClusterCredential(t *testing.T) {
 	if len(got) != 1 || !strings.HasPrefix(got[0]["description"].(string), "capilab lab=lab1 cluster=alpha created=") || got[0]["unrestricted"] != false {
 		t.Fatalf("keystone has %v", got)
 	}
-	if at := CreatedAt(got[0]["description"].(string)); at.Before(before.Add(-time.Second)) || at.After(time.Now()) {
+	if at := naming.AppCredCreatedAt(got[0]["description"].(string)); at.Before(before.Add(-time.Second)) || at.After(time.Now()) {
 		t.Fatalf("description records creation at %v, want between %v and now", at, before)
 	}
 	conf, err := os.ReadFile(cred.CloudConf)

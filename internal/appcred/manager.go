@@ -19,6 +19,7 @@ import (
 
 	"github.com/capilab/capilab/internal/cloud"
 	"github.com/capilab/capilab/internal/logging"
+	"github.com/capilab/capilab/internal/naming"
 	"github.com/capilab/capilab/internal/state"
 	"github.com/capilab/capilab/internal/wait"
 )
@@ -117,7 +118,7 @@ func (m *Manager) errorf(name, id, format string, args ...any) error {
 // Ensure makes sure the credential of the lab (cluster "") or of a cluster
 // exists, its secret is known and its files are written.
 func (m *Manager) Ensure(ctx context.Context, prefix, cluster string, opts Options) (Credential, error) {
-	name := Name(prefix, cluster)
+	name := naming.AppCred(prefix, cluster)
 	unlock, err := lockState(ctx, m.log(), m.State)
 	if err != nil {
 		return Credential{}, err
@@ -128,7 +129,7 @@ func (m *Manager) Ensure(ctx context.Context, prefix, cluster string, opts Optio
 	if err != nil {
 		return Credential{}, fmt.Errorf("state %s: %w", m.State, err)
 	}
-	local, haveLocal := doc.get(CloudName(prefix, cluster))
+	local, haveLocal := doc.get(naming.CloudEntry(prefix, cluster))
 	m.Secrets.Add(local.Secret)
 
 	// The one lookup by name; from here on the credential is addressed by ID.
@@ -185,7 +186,7 @@ func expiresText(t time.Time) string {
 func (m *Manager) credential(ac applicationcredentials.ApplicationCredential, prefix, cluster string, action Action) Credential {
 	c := Credential{
 		Name: ac.Name, ID: ac.ID, ProjectID: firstOf(ac.ProjectID, m.Keystone.ProjectID), Prefix: prefix, Cluster: cluster,
-		Unrestricted: ac.Unrestricted, ExpiresAt: ac.ExpiresAt, CloudName: CloudName(prefix, cluster),
+		Unrestricted: ac.Unrestricted, ExpiresAt: ac.ExpiresAt, CloudName: naming.CloudEntry(prefix, cluster),
 		CloudsFile: m.State.CloudsFile(), Action: action,
 	}
 	if cluster != "" {
@@ -231,13 +232,13 @@ func equalYAML(a, b map[string]any) bool {
 }
 
 func (m *Manager) checkOurs(ac applicationcredentials.ApplicationCredential, prefix, cluster string) error {
-	p, c, ok := ParseDescription(ac.Description)
+	p, c, ok := naming.ParseAppCredDescription(ac.Description)
 	if ok && p == prefix && c == cluster {
 		return nil
 	}
 	return m.errorf(ac.Name, ac.ID, "exists but was not created by capilab for %s (its description is %q, capilab's would be %q); "+
 		"capilab does not rotate or delete credentials it cannot prove are its own: delete it yourself or use another prefix",
-		labAndCluster(prefix, cluster), ac.Description, Description(prefix, cluster))
+		labAndCluster(prefix, cluster), ac.Description, naming.AppCredDescription(prefix, cluster))
 }
 
 func labAndCluster(prefix, cluster string) string {
@@ -294,7 +295,7 @@ func (m *Manager) revoke(ctx context.Context, name, id string) error {
 // create whose answer was lost can be recovered: the credential is found by
 // name and proven to be this attempt's by authenticating with the secret.
 func (m *Manager) create(ctx context.Context, prefix, cluster string, opts Options) (*applicationcredentials.ApplicationCredential, string, error) {
-	name := Name(prefix, cluster)
+	name := naming.AppCred(prefix, cluster)
 	secret, err := newSecret()
 	if err != nil {
 		return nil, "", err
@@ -302,7 +303,7 @@ func (m *Manager) create(ctx context.Context, prefix, cluster string, opts Optio
 	m.Secrets.Add(secret) // before it is sent anywhere
 	co := applicationcredentials.CreateOpts{
 		Name:         name,
-		Description:  DescriptionAt(prefix, cluster, time.Now()),
+		Description:  naming.AppCredDescriptionAt(prefix, cluster, time.Now()),
 		Unrestricted: cluster == "",
 		Secret:       secret,
 	}
@@ -375,7 +376,7 @@ type Deleted struct {
 // Delete revokes the credential in Keystone (if it is the lab's) and removes
 // its clouds.yaml entry and cloud.conf.
 func (m *Manager) Delete(ctx context.Context, prefix, cluster string) (Deleted, error) {
-	name := Name(prefix, cluster)
+	name := naming.AppCred(prefix, cluster)
 	unlock, err := lockState(ctx, m.log(), m.State)
 	if err != nil {
 		return Deleted{}, err
@@ -385,7 +386,7 @@ func (m *Manager) Delete(ctx context.Context, prefix, cluster string) (Deleted, 
 	if err != nil {
 		return Deleted{}, fmt.Errorf("state %s: %w", m.State, err)
 	}
-	local, _ := doc.get(CloudName(prefix, cluster))
+	local, _ := doc.get(naming.CloudEntry(prefix, cluster))
 	m.Secrets.Add(local.Secret)
 	d := Deleted{Name: name}
 	found, err := m.lookup(ctx, name)
@@ -402,8 +403,8 @@ func (m *Manager) Delete(ctx context.Context, prefix, cluster string) (Deleted, 
 		d.ID, d.Existed = found.ID, true
 		m.log().Info("application credential revoked", "name", name, "id", found.ID)
 	}
-	if _, ok := doc.Clouds[CloudName(prefix, cluster)]; ok {
-		delete(doc.Clouds, CloudName(prefix, cluster))
+	if _, ok := doc.Clouds[naming.CloudEntry(prefix, cluster)]; ok {
+		delete(doc.Clouds, naming.CloudEntry(prefix, cluster))
 		if err := doc.write(m.State.CloudsFile()); err != nil {
 			return d, fmt.Errorf("state %s: %w", m.State, err)
 		}
@@ -444,7 +445,7 @@ func ForgetRevoked(st state.Dir, tokenCache, prefix, cluster, id string) error {
 	if err != nil {
 		return fmt.Errorf("state %s: %w", st, err)
 	}
-	name := CloudName(prefix, cluster)
+	name := naming.CloudEntry(prefix, cluster)
 	if e, _ := doc.get(name); e.ID == id {
 		delete(doc.Clouds, name)
 		if err := doc.write(st.CloudsFile()); err != nil {
@@ -487,12 +488,12 @@ func (m *Manager) List(ctx context.Context, prefix string) ([]Listed, error) {
 	var out []Listed
 	seen := map[string]bool{}
 	for _, ac := range all {
-		p, c, ok := ParseDescription(ac.Description)
+		p, c, ok := naming.ParseAppCredDescription(ac.Description)
 		if !ok || p != prefix {
 			continue
 		}
-		local, have := doc.get(CloudName(prefix, c))
-		seen[CloudName(prefix, c)] = true
+		local, have := doc.get(naming.CloudEntry(prefix, c))
+		seen[naming.CloudEntry(prefix, c)] = true
 		out = append(out, Listed{Name: ac.Name, ID: ac.ID, Cluster: c, Unrestricted: ac.Unrestricted, ExpiresAt: ac.ExpiresAt,
 			SecretKnown: have && local.ID == ac.ID, InKeystone: true})
 	}
@@ -503,12 +504,12 @@ func (m *Manager) List(ctx context.Context, prefix string) ([]Listed, error) {
 	if err != nil {
 		return nil, err
 	}
-	local := map[string]string{CloudName(prefix, ""): ""} // entry → cluster
+	local := map[string]string{naming.CloudEntry(prefix, ""): ""} // entry → cluster
 	for _, c := range clusters {
-		local[CloudName(prefix, c)] = c
+		local[naming.CloudEntry(prefix, c)] = c
 	}
 	for name := range doc.Clouds {
-		if e, _ := doc.get(name); e.Lab == prefix && name == CloudName(prefix, e.Cluster) {
+		if e, _ := doc.get(name); e.Lab == prefix && name == naming.CloudEntry(prefix, e.Cluster) {
 			local[name] = e.Cluster
 		}
 	}
@@ -518,7 +519,7 @@ func (m *Manager) List(ctx context.Context, prefix string) ([]Listed, error) {
 			continue
 		}
 		m.Secrets.Add(e.Secret)
-		out = append(out, Listed{Name: Name(prefix, c), ID: e.ID, Cluster: c, SecretKnown: true})
+		out = append(out, Listed{Name: naming.AppCred(prefix, c), ID: e.ID, Cluster: c, SecretKnown: true})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil

@@ -9,7 +9,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/capilab/capilab/internal/appcred"
+	"github.com/capilab/capilab/internal/naming"
 )
 
 // Backend is what the cleanup needs from a cloud. Implementations: the
@@ -141,15 +141,11 @@ func DiscoverClusters(prefix string, resources []Resource, src ClusterSources) (
 		if r.Type != AppCred {
 			continue
 		}
-		rest, ok := strings.CutPrefix(r.Name, prefix+"-")
-		if !ok {
-			continue
-		}
-		name, ok := strings.CutSuffix(rest, "-appcred")
+		name, ok := naming.ClusterOfAppCred(prefix, r.Name)
 		if !ok || !isDNSLabel(name) {
 			continue
 		}
-		p, c, described := appcred.ParseDescription(r.Description)
+		p, c, described := naming.ParseAppCredDescription(r.Description)
 		switch {
 		case described && p != prefix:
 			notes = append(notes, fmt.Sprintf("application credential %s belongs to lab %q, not %q", r.Name, p, prefix))
@@ -195,12 +191,16 @@ func otherLabs(resources []Resource) map[string]bool {
 	labs := map[string]bool{}
 	for _, r := range resources {
 		switch {
-		case r.Type == Keypair && strings.HasSuffix(r.Name, "-keypair"):
-			labs[strings.TrimSuffix(r.Name, "-keypair")] = true
-		case r.Type == Server && strings.HasSuffix(r.Name, "-mgmtcluster"):
-			labs[strings.TrimSuffix(r.Name, "-mgmtcluster")] = true
+		case r.Type == Keypair:
+			if p, ok := naming.LabOfKeypair(r.Name); ok {
+				labs[p] = true
+			}
+		case r.Type == Server:
+			if p, ok := naming.LabOfMgmtServer(r.Name); ok {
+				labs[p] = true
+			}
 		case r.Type == AppCred:
-			if p, c, ok := appcred.ParseDescription(r.Description); ok && c == "" {
+			if p, c, ok := naming.ParseAppCredDescription(r.Description); ok && c == "" {
 				labs[p] = true
 			}
 		}

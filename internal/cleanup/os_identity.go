@@ -5,7 +5,7 @@ import (
 
 	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/applicationcredentials"
 
-	"github.com/capilab/capilab/internal/appcred"
+	"github.com/capilab/capilab/internal/naming"
 )
 
 // Keystone application credentials of the user (Keystone scopes them to
@@ -23,7 +23,7 @@ func listAppCreds(ctx context.Context, c *clients) ([]Resource, error) {
 			continue
 		}
 		// Keystone keeps no creation time; capilab writes it into the description.
-		out = append(out, Resource{Type: AppCred, ID: a.ID, Name: a.Name, Description: a.Description, CreatedAt: appcred.CreatedAt(a.Description)})
+		out = append(out, Resource{Type: AppCred, ID: a.ID, Name: a.Name, Description: a.Description, CreatedAt: naming.AppCredCreatedAt(a.Description)})
 	}
 	return out, err
 }

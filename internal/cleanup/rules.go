@@ -6,7 +6,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/capilab/capilab/internal/appcred"
+	"github.com/capilab/capilab/internal/naming"
 )
 
 // Lab is the owner side of classification: the lab's prefix and the
@@ -26,13 +26,7 @@ type Cluster struct {
 }
 
 // resourceName is CAPO's cluster resource name, "<namespace>-<name>".
-func (c Cluster) resourceName() string {
-	ns := c.Namespace
-	if ns == "" {
-		ns = c.Name
-	}
-	return ns + "-" + c.Name
-}
+func (c Cluster) resourceName() string { return naming.CAPOResourceName(c.Namespace, c.Name) }
 
 // Pattern is the data of a direct ownership rule. Text fields are templates:
 // {P} is the lab prefix, {C} the cluster name, {R} CAPO's cluster resource
@@ -61,61 +55,74 @@ type Rule struct {
 	Guard func(r *Resource, prefix, cluster string) bool
 }
 
-const capoDescription = "Created by cluster-api-provider-openstack cluster "
+// Placeholders of rule templates: the lab prefix, the cluster, CAPO's
+// cluster resource name. Each template is the naming function that names
+// the resource, called with these.
+const (
+	tP = "{P}"
+	tC = "{C}"
+	tR = "{R}"
+)
+
+var (
+	occmFIPDescPrefix, occmFIPDescSuffix = naming.OCCMFloatingIPDescription(tC)
+	occmSGDescPrefix, occmSGDescSuffix   = naming.OCCMSecurityGroupDescription(tC)
+)
 
 // Rules are the direct ownership rules. Sources: CAPO (at the version pinned in manifests/versions.yaml)
 // pkg/cloud/services/{networking,loadbalancer,compute} and
 // pkg/utils/names (names and descriptions), OCCM's load balancer code
 // (names and descriptions with --cluster-name), Cinder CSI (volume and
-// snapshot metadata), and the names the lab itself gives (SCS-compatible).
+// snapshot metadata), and the names the lab itself gives (SCS-compatible):
+// all spelled by internal/naming.
 var Rules = []Rule{
 	// CAPO: one network, subnet and router per cluster, named after the cluster resource name.
-	{ID: "capo-network", Types: []Type{Network}, Pattern: Pattern{Name: "k8s-clusterapi-cluster-{R}"}, Reason: "CAPO cluster network"},
-	{ID: "capo-subnet", Types: []Type{Subnet}, Pattern: Pattern{Name: "k8s-clusterapi-cluster-{R}"}, Reason: "CAPO cluster subnet"},
-	{ID: "capo-router", Types: []Type{Router}, Pattern: Pattern{Name: "k8s-clusterapi-cluster-{R}"}, Reason: "CAPO cluster router"},
-	{ID: "capo-secgroup-controlplane", Types: []Type{SecurityGroup}, Pattern: Pattern{Name: "k8s-cluster-{R}-secgroup-controlplane"}, Reason: "CAPO control-plane security group"},
-	{ID: "capo-secgroup-worker", Types: []Type{SecurityGroup}, Pattern: Pattern{Name: "k8s-cluster-{R}-secgroup-worker"}, Reason: "CAPO worker security group"},
-	{ID: "capo-secgroup-bastion", Types: []Type{SecurityGroup}, Pattern: Pattern{Name: "k8s-cluster-{R}-secgroup-bastion"}, Reason: "CAPO bastion security group"},
-	{ID: "capo-kubeapi-lb", Types: []Type{LoadBalancer}, Pattern: Pattern{Name: "k8s-clusterapi-cluster-{R}-kubeapi"}, Reason: "CAPO API server load balancer"},
+	{ID: "capo-network", Types: []Type{Network}, Pattern: Pattern{Name: naming.CAPONetwork(tR)}, Reason: "CAPO cluster network"},
+	{ID: "capo-subnet", Types: []Type{Subnet}, Pattern: Pattern{Name: naming.CAPONetwork(tR)}, Reason: "CAPO cluster subnet"},
+	{ID: "capo-router", Types: []Type{Router}, Pattern: Pattern{Name: naming.CAPONetwork(tR)}, Reason: "CAPO cluster router"},
+	{ID: "capo-secgroup-controlplane", Types: []Type{SecurityGroup}, Pattern: Pattern{Name: naming.CAPOSecurityGroup(tR, naming.CAPORoleControlPlane)}, Reason: "CAPO control-plane security group"},
+	{ID: "capo-secgroup-worker", Types: []Type{SecurityGroup}, Pattern: Pattern{Name: naming.CAPOSecurityGroup(tR, naming.CAPORoleWorker)}, Reason: "CAPO worker security group"},
+	{ID: "capo-secgroup-bastion", Types: []Type{SecurityGroup}, Pattern: Pattern{Name: naming.CAPOSecurityGroup(tR, naming.CAPORoleBastion)}, Reason: "CAPO bastion security group"},
+	{ID: "capo-kubeapi-lb", Types: []Type{LoadBalancer}, Pattern: Pattern{Name: naming.CAPOKubeAPILoadBalancer(tR)}, Reason: "CAPO API server load balancer"},
 	// CAPO's description on what it creates (names.GetDescription). A live
 	// CAPO run wrote the cluster name alone on machine ports, so both
 	// exact forms count.
-	{ID: "capo-description", Types: []Type{Port, FloatingIP, Subnet, Router, LoadBalancer}, Pattern: Pattern{Description: []string{capoDescription + "{R}", capoDescription + "{C}"}}, Reason: "CAPO description names the cluster"},
+	{ID: "capo-description", Types: []Type{Port, FloatingIP, Subnet, Router, LoadBalancer}, Pattern: Pattern{Description: []string{naming.CAPODescription(tR), naming.CAPODescription(tC)}}, Reason: "CAPO description names the cluster"},
 	// OCCM with --cluster-name=C: load balancers kube_service_<C>_<ns>_<svc>
 	// (no part may contain '_', so the prefix is exact), their floating IPs
 	// and the security groups it manages.
-	{ID: "occm-lb", Types: []Type{LoadBalancer}, Pattern: Pattern{NamePrefix: "kube_service_{C}_"}, Reason: "OCCM load balancer of a Service", Guard: occmLBName},
-	{ID: "occm-floating-ip", Types: []Type{FloatingIP}, Pattern: Pattern{DescPrefix: "Floating IP for Kubernetes external service ", DescSuffix: " from cluster {C}"}, Reason: "OCCM floating IP of a Service"},
-	{ID: "occm-secgroup", Types: []Type{SecurityGroup}, Pattern: Pattern{DescPrefix: "Security Group for ", DescSuffix: "Service LoadBalancer in cluster {C}"}, Reason: "OCCM security group of a Service load balancer"},
+	{ID: "occm-lb", Types: []Type{LoadBalancer}, Pattern: Pattern{NamePrefix: naming.OCCMLoadBalancerPrefix(tC)}, Reason: "OCCM load balancer of a Service", Guard: occmLBName},
+	{ID: "occm-floating-ip", Types: []Type{FloatingIP}, Pattern: Pattern{DescPrefix: occmFIPDescPrefix, DescSuffix: occmFIPDescSuffix}, Reason: "OCCM floating IP of a Service"},
+	{ID: "occm-secgroup", Types: []Type{SecurityGroup}, Pattern: Pattern{DescPrefix: occmSGDescPrefix, DescSuffix: occmSGDescSuffix}, Reason: "OCCM security group of a Service load balancer"},
 	// Cinder CSI with --cluster=C.
-	{ID: "csi-volume", Types: []Type{Volume}, Pattern: Pattern{MetaKey: "cinder.csi.openstack.org/cluster", MetaValue: "{C}"}, Reason: "Cinder CSI volume (metadata)"},
-	{ID: "csi-snapshot", Types: []Type{Snapshot}, Pattern: Pattern{MetaKey: "cinder.csi.openstack.org/cluster", MetaValue: "{C}"}, Reason: "Cinder CSI snapshot (metadata)"},
+	{ID: "csi-volume", Types: []Type{Volume}, Pattern: Pattern{MetaKey: naming.CSIClusterKey, MetaValue: tC}, Reason: "Cinder CSI volume (metadata)"},
+	{ID: "csi-snapshot", Types: []Type{Snapshot}, Pattern: Pattern{MetaKey: naming.CSIClusterKey, MetaValue: tC}, Reason: "Cinder CSI snapshot (metadata)"},
 	// Tags capilab puts on the OpenStackCluster (spec.tags), which CAPO copies.
-	{ID: "capilab-tags", Types: []Type{Network, Subnet, Router, SecurityGroup, Port, FloatingIP, LoadBalancer, Server}, Pattern: Pattern{Tags: []string{"capilab-lab={P}", "capilab-cluster={C}"}}, Reason: "capilab tags"},
+	{ID: "capilab-tags", Types: []Type{Network, Subnet, Router, SecurityGroup, Port, FloatingIP, LoadBalancer, Server}, Pattern: Pattern{Tags: []string{naming.LabTag(tP), naming.ClusterTag(tC)}}, Reason: "capilab tags"},
 	// What the lab creates per cluster.
-	{ID: "lab-servergroup-controller", Types: []Type{ServerGroup}, Pattern: Pattern{Name: "{P}-{C}-controller"}, Reason: "lab server group (anti-affinity)"},
-	{ID: "lab-servergroup-worker", Types: []Type{ServerGroup}, Pattern: Pattern{Name: "{P}-{C}-worker"}, Reason: "lab server group (anti-affinity)"},
-	{ID: "lab-cilium-secgroup", Types: []Type{SecurityGroup}, Pattern: Pattern{Name: "{P}-{C}-cilium"}, Reason: "lab cilium security group"},
-	{ID: "lab-cluster-appcred", Types: []Type{AppCred}, Pattern: Pattern{Name: "{P}-{C}-appcred"}, Reason: "cluster application credential", Guard: appCredDescriptionAgrees},
+	{ID: "lab-servergroup-controller", Types: []Type{ServerGroup}, Pattern: Pattern{Name: naming.ServerGroup(tP, tC, naming.RoleController)}, Reason: "lab server group (anti-affinity)"},
+	{ID: "lab-servergroup-worker", Types: []Type{ServerGroup}, Pattern: Pattern{Name: naming.ServerGroup(tP, tC, naming.RoleWorker)}, Reason: "lab server group (anti-affinity)"},
+	{ID: "lab-cilium-secgroup", Types: []Type{SecurityGroup}, Pattern: Pattern{Name: naming.CiliumSecurityGroup(tP, tC)}, Reason: "lab cilium security group"},
+	{ID: "lab-cluster-appcred", Types: []Type{AppCred}, Pattern: Pattern{Name: naming.AppCred(tP, tC)}, Reason: "cluster application credential", Guard: appCredDescriptionAgrees},
 
 	// The lab's own resources: management node and lab credentials
 	// (SCS names, kept so existing labs are cleaned too). Exact names only:
 	// another lab's prefix may start with this one's.
-	{ID: "lab-keypair", Lab: true, Types: []Type{Keypair}, Pattern: Pattern{Name: "{P}-keypair"}, Reason: "lab keypair"},
-	{ID: "lab-appcred", Lab: true, Types: []Type{AppCred}, Pattern: Pattern{Name: "{P}-appcred"}, Reason: "lab application credential", Guard: appCredDescriptionAgrees},
-	{ID: "lab-mgmt-server", Lab: true, Types: []Type{Server}, Pattern: Pattern{Name: "{P}-mgmtcluster"}, Reason: "management node"},
-	{ID: "lab-mgmt-volume", Lab: true, Types: []Type{Volume}, Pattern: Pattern{Name: "{P}-mgmthost"}, Reason: "management node volume"},
+	{ID: "lab-keypair", Lab: true, Types: []Type{Keypair}, Pattern: Pattern{Name: naming.Keypair(tP)}, Reason: "lab keypair"},
+	{ID: "lab-appcred", Lab: true, Types: []Type{AppCred}, Pattern: Pattern{Name: naming.AppCred(tP, "")}, Reason: "lab application credential", Guard: appCredDescriptionAgrees},
+	{ID: "lab-mgmt-server", Lab: true, Types: []Type{Server}, Pattern: Pattern{Name: naming.MgmtServer(tP)}, Reason: "management node"},
+	{ID: "lab-mgmt-volume", Lab: true, Types: []Type{Volume}, Pattern: Pattern{Name: naming.MgmtVolume(tP)}, Reason: "management node volume"},
 	// The remote management node capilab builds (terraform/): its root
 	// volume and port carry the server's name, as SCS's root volume did.
-	{ID: "lab-mgmt-root-volume", Lab: true, Types: []Type{Volume}, Pattern: Pattern{Name: "{P}-mgmtcluster"}, Reason: "management node root volume"},
-	{ID: "lab-mgmt-port", Lab: true, Types: []Type{Port}, Pattern: Pattern{Name: "{P}-mgmtcluster"}, Reason: "management node port"},
-	{ID: "lab-mgmt-floating-ip", Lab: true, Types: []Type{FloatingIP}, Pattern: Pattern{Tags: []string{"{P}-mgmtcluster"}}, Reason: "management node floating IP (tag)"},
-	{ID: "lab-network", Lab: true, Types: []Type{Network}, Pattern: Pattern{Name: "{P}-net"}, Reason: "lab network"},
-	{ID: "lab-subnet", Lab: true, Types: []Type{Subnet}, Pattern: Pattern{Name: "{P}-subnet"}, Reason: "lab subnet"},
-	{ID: "lab-router", Lab: true, Types: []Type{Router}, Pattern: Pattern{Name: "{P}-rtr"}, Reason: "lab router"},
-	{ID: "lab-secgroup-mgmt", Lab: true, Types: []Type{SecurityGroup}, Pattern: Pattern{Name: "{P}-mgmt"}, Reason: "lab security group"},
-	{ID: "lab-secgroup-allow-ssh", Lab: true, Types: []Type{SecurityGroup}, Pattern: Pattern{Name: "{P}-allow-ssh"}, Reason: "lab security group"},
-	{ID: "lab-secgroup-allow-icmp", Lab: true, Types: []Type{SecurityGroup}, Pattern: Pattern{Name: "{P}-allow-icmp"}, Reason: "lab security group"},
+	{ID: "lab-mgmt-root-volume", Lab: true, Types: []Type{Volume}, Pattern: Pattern{Name: naming.MgmtServer(tP)}, Reason: "management node root volume"},
+	{ID: "lab-mgmt-port", Lab: true, Types: []Type{Port}, Pattern: Pattern{Name: naming.MgmtServer(tP)}, Reason: "management node port"},
+	{ID: "lab-mgmt-floating-ip", Lab: true, Types: []Type{FloatingIP}, Pattern: Pattern{Tags: []string{naming.MgmtFloatingIPTag(tP)}}, Reason: "management node floating IP (tag)"},
+	{ID: "lab-network", Lab: true, Types: []Type{Network}, Pattern: Pattern{Name: naming.MgmtNetwork(tP)}, Reason: "lab network"},
+	{ID: "lab-subnet", Lab: true, Types: []Type{Subnet}, Pattern: Pattern{Name: naming.MgmtSubnet(tP)}, Reason: "lab subnet"},
+	{ID: "lab-router", Lab: true, Types: []Type{Router}, Pattern: Pattern{Name: naming.MgmtRouter(tP)}, Reason: "lab router"},
+	{ID: "lab-secgroup-mgmt", Lab: true, Types: []Type{SecurityGroup}, Pattern: Pattern{Name: naming.MgmtSecurityGroup(tP)}, Reason: "lab security group"},
+	{ID: "lab-secgroup-allow-ssh", Lab: true, Types: []Type{SecurityGroup}, Pattern: Pattern{Name: naming.AllowSSH(tP)}, Reason: "lab security group"},
+	{ID: "lab-secgroup-allow-icmp", Lab: true, Types: []Type{SecurityGroup}, Pattern: Pattern{Name: naming.AllowICMP(tP)}, Reason: "lab security group"},
 }
 
 // taggedForOtherLab reports a resource capilab tagged for another lab
@@ -123,7 +130,7 @@ var Rules = []Rule{
 // clusters of the same name apart, this tag can.
 func taggedForOtherLab(r *Resource, prefix string) bool {
 	for _, t := range r.Tags {
-		if v, ok := strings.CutPrefix(t, "capilab-lab="); ok && v != prefix {
+		if v, ok := naming.TaggedLab(t); ok && v != prefix {
 			return true
 		}
 	}
@@ -132,7 +139,7 @@ func taggedForOtherLab(r *Resource, prefix string) bool {
 
 // occmLBName requires exactly <ns>_<svc> after the prefix.
 func occmLBName(r *Resource, _, cluster string) bool {
-	rest := strings.TrimPrefix(r.Name, "kube_service_"+cluster+"_")
+	rest := strings.TrimPrefix(r.Name, naming.OCCMLoadBalancerPrefix(cluster))
 	ns, svc, ok := strings.Cut(rest, "_")
 	return ok && ns != "" && svc != "" && !strings.Contains(svc, "_")
 }
@@ -141,7 +148,7 @@ func occmLBName(r *Resource, _, cluster string) bool {
 // names another lab or cluster: name alone cannot tell prefix "capi" +
 // cluster "x-a" from prefix "capi-x" + cluster "a".
 func appCredDescriptionAgrees(r *Resource, prefix, cluster string) bool {
-	p, c, ok := appcred.ParseDescription(r.Description)
+	p, c, ok := naming.ParseAppCredDescription(r.Description)
 	return !ok || (p == prefix && c == cluster)
 }
 
@@ -149,9 +156,9 @@ func expand(tmpl, prefix, cluster, resourceName string) string {
 	if !strings.Contains(tmpl, "{") {
 		return tmpl
 	}
-	tmpl = strings.ReplaceAll(tmpl, "{P}", prefix)
-	tmpl = strings.ReplaceAll(tmpl, "{C}", cluster)
-	return strings.ReplaceAll(tmpl, "{R}", resourceName)
+	tmpl = strings.ReplaceAll(tmpl, tP, prefix)
+	tmpl = strings.ReplaceAll(tmpl, tC, cluster)
+	return strings.ReplaceAll(tmpl, tR, resourceName)
 }
 
 // compile expands the pattern's templates for one owner.
@@ -232,7 +239,7 @@ var Relations = []Relation{
 				if p.DeviceID != r.ID {
 					continue
 				}
-				if o, ok := ix.owner(Port, p.ID); ok && o.Cluster != LabOwner && strings.HasPrefix(r.Name, o.Cluster+"-") {
+				if o, ok := ix.owner(Port, p.ID); ok && o.Cluster != LabOwner && strings.HasPrefix(r.Name, naming.MachinePrefix(o.Cluster)) {
 					return o, true
 				}
 			}
@@ -241,7 +248,7 @@ var Relations = []Relation{
 	{ID: "volume-of-owned-server", Types: []Type{Volume}, Reason: "CAPO volume of an owned server",
 		Owner: func(r *Resource, ix *index) (*Owned, bool) {
 			for _, s := range ix.byType[Server] {
-				if r.Description == "Root volume for "+s.Name || r.Description == "Additional block device for "+s.Name {
+				if slices.Contains(naming.CAPOVolumeDescriptions(s.Name), r.Description) {
 					return ix.owner(Server, s.ID)
 				}
 			}

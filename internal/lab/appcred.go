@@ -15,6 +15,7 @@ import (
 
 	"github.com/capilab/capilab/internal/appcred"
 	"github.com/capilab/capilab/internal/cloud"
+	"github.com/capilab/capilab/internal/naming"
 )
 
 // AppcredManager connects to the cloud and returns the manager of the lab's
@@ -167,7 +168,7 @@ func AppcredDelete(ctx context.Context, r *Run) error {
 	if s.AppcredScope == "lab" {
 		cluster = ""
 	}
-	name := appcred.Name(s.Prefix, cluster)
+	name := naming.AppCred(s.Prefix, cluster)
 	if s.DryRun {
 		all, err := m.List(ctx, s.Prefix)
 		if err != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/capilab/capilab/internal/kindimage"
 	"github.com/capilab/capilab/internal/mgmt"
 	"github.com/capilab/capilab/internal/modbuild"
+	"github.com/capilab/capilab/internal/naming"
 	"github.com/capilab/capilab/internal/providers"
 )
 
@@ -65,7 +66,7 @@ func (r *Run) ProviderSource(ctx context.Context) (providers.Source, string) {
 }
 
 // MgmtName is the management cluster's name and kubeconfig context.
-func (r *Run) MgmtName() string { return r.Settings.Prefix + "-mgmt" }
+func (r *Run) MgmtName() string { return naming.KindCluster(r.Settings.Prefix) }
 
 // MgmtManager wires the management cluster's manager. withCloud adds the
 // lab's cloud credential (it connects to the cloud and may create the

@@ -16,6 +16,7 @@ import (
 	"github.com/capilab/capilab/internal/command"
 	"github.com/capilab/capilab/internal/mgmt"
 	"github.com/capilab/capilab/internal/modbuild"
+	"github.com/capilab/capilab/internal/naming"
 	"github.com/capilab/capilab/internal/remote"
 	"github.com/capilab/capilab/internal/state"
 )
@@ -67,7 +68,7 @@ func (r *Run) RemoteNode(ctx context.Context, withCloud bool) (*remote.Node, err
 		}
 		d, err := m.Delete(ctx, s.Prefix, "")
 		if err == nil && d.Existed {
-			r.Log.Info("revoked the lab's application credential " + appcred.Name(s.Prefix, "") + ": its secret lived on the management node")
+			r.Log.Info("revoked the lab's application credential " + naming.AppCred(s.Prefix, "") + ": its secret lived on the management node")
 		}
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/capilab/capilab/internal/kube"
+	"github.com/capilab/capilab/internal/naming"
 )
 
 // DeleteResult says what Delete did for one cluster.
@@ -76,12 +77,12 @@ func (m *Manager) delete(ctx context.Context, s Spec, res *DeleteResult) error {
 		res.phase("delete through Cluster API", start)
 	}
 	start := time.Now()
-	for _, role := range []string{"controller", "worker"} {
-		if err := m.Cloud.DeleteServerGroups(ctx, ServerGroupName(m.Prefix, s.Name, role)); err != nil {
+	for _, role := range []string{naming.RoleController, naming.RoleWorker} {
+		if err := m.Cloud.DeleteServerGroups(ctx, naming.ServerGroup(m.Prefix, s.Name, role)); err != nil {
 			return err
 		}
 	}
-	if err := m.Cloud.DeleteSecurityGroups(ctx, CiliumGroupName(m.Prefix, s.Name)); err != nil {
+	if err := m.Cloud.DeleteSecurityGroups(ctx, naming.CiliumSecurityGroup(m.Prefix, s.Name)); err != nil {
 		return err
 	}
 	if err := m.deleteNamespace(ctx, s); err != nil {

@@ -1,7 +1,6 @@
 package workload
 
 import (
-	"fmt"
 	"math"
 	"sort"
 
@@ -9,6 +8,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
+
+	"github.com/capilab/capilab/internal/naming"
 )
 
 // Spec is one workload cluster as the effective settings describe it.
@@ -52,7 +53,7 @@ type Spec struct {
 // Tags are the tags capilab asks CAPO to put on the cluster's OpenStack
 // resources: they tell two labs' clusters of the same name apart.
 func (s Spec) Tags() []string {
-	return []string{"capilab-lab=" + s.Prefix, "capilab-cluster=" + s.Name}
+	return []string{naming.LabTag(s.Prefix), naming.ClusterTag(s.Name)}
 }
 
 // Variables renders the ClusterClass variables of the spec.
@@ -156,10 +157,4 @@ func RootVolumeGiB(flavorDiskGiB int, imageSizeBytes int64, ramMiB int) int {
 		size = 5
 	}
 	return min(size, 125)
-}
-
-// ServerGroupName is the name of a cluster's server group of a role
-// ("controller" or "worker"), as SCS named them.
-func ServerGroupName(prefix, cluster, role string) string {
-	return fmt.Sprintf("%s-%s-%s", prefix, cluster, role)
 }

@@ -48,6 +48,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/capilab/capilab/internal/kube"
+	"github.com/capilab/capilab/internal/naming"
 	"github.com/capilab/capilab/internal/state"
 )
 
@@ -279,15 +280,15 @@ func (m *Manager) create(ctx context.Context, s Spec, res *Result) error {
 		if m.Options.SoftAntiAffinityController {
 			cpPolicy = "soft-anti-affinity"
 		}
-		if s.ControlPlaneServerGroupID, err = m.Cloud.EnsureServerGroup(ctx, ServerGroupName(m.Prefix, s.Name, "controller"), cpPolicy); err != nil {
+		if s.ControlPlaneServerGroupID, err = m.Cloud.EnsureServerGroup(ctx, naming.ServerGroup(m.Prefix, s.Name, naming.RoleController), cpPolicy); err != nil {
 			return err
 		}
-		if s.WorkerServerGroupID, err = m.Cloud.EnsureServerGroup(ctx, ServerGroupName(m.Prefix, s.Name, "worker"), "soft-anti-affinity"); err != nil {
+		if s.WorkerServerGroupID, err = m.Cloud.EnsureServerGroup(ctx, naming.ServerGroup(m.Prefix, s.Name, naming.RoleWorker), "soft-anti-affinity"); err != nil {
 			return err
 		}
 	}
 	if m.Options.CiliumGroup {
-		name := CiliumGroupName(m.Prefix, s.Name)
+		name := naming.CiliumSecurityGroup(m.Prefix, s.Name)
 		rules := []Rule{{"udp", 8472, s.NodeCIDR}, {"tcp", 4240, s.NodeCIDR}, {"tcp", 4244, s.NodeCIDR}}
 		if err := m.Cloud.EnsureSecurityGroup(ctx, name, "capilab: cilium of cluster "+s.Name+" of lab "+m.Prefix, rules); err != nil {
 			return err
@@ -358,9 +359,6 @@ func (m *Manager) create(ctx context.Context, s Spec, res *Result) error {
 	}
 	return nil
 }
-
-// CiliumGroupName is the security group SCS gave cilium's ports.
-func CiliumGroupName(prefix, cluster string) string { return prefix + "-" + cluster + "-cilium" }
 
 func (m *Manager) apply(ctx context.Context, objs []client.Object) error {
 	var us []*unstructured.Unstructured

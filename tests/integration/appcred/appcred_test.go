@@ -31,6 +31,7 @@ import (
 	"github.com/capilab/capilab/internal/appcred"
 	"github.com/capilab/capilab/internal/cloud"
 	"github.com/capilab/capilab/internal/logging"
+	"github.com/capilab/capilab/internal/naming"
 	"github.com/capilab/capilab/internal/testing/faultproxy"
 	"github.com/capilab/capilab/tests/devcloudtest"
 )
@@ -79,7 +80,7 @@ func byName(t testing.TB, k appcred.Keystone, name string) []applicationcredenti
 func removePrefix(t testing.TB, k appcred.Keystone, prefix string) {
 	t.Helper()
 	for _, ac := range byName(t, k, "") {
-		if p, _, ok := appcred.ParseDescription(ac.Description); ok && p == prefix {
+		if p, _, ok := naming.ParseAppCredDescription(ac.Description); ok && p == prefix {
 			if err := applicationcredentials.Delete(context.Background(), k.Client, k.UserID, ac.ID).ExtractErr(); err != nil && !cloud.IsNotFound(err) {
 				t.Errorf("cleanup: %v", err)
 			}
@@ -384,7 +385,7 @@ func TestCreateThroughFaultProxy(t *testing.T) {
 			cloudsFile := filepath.Join(stateDir, "clouds.yaml")
 			entries := readEntries(t, cloudsFile)
 			for _, n := range []string{prefix, prefix + "-gamma"} {
-				got := byName(t, k, appcred.Name(prefix, strings.TrimPrefix(strings.TrimPrefix(n, prefix), "-")))
+				got := byName(t, k, naming.AppCred(prefix, strings.TrimPrefix(strings.TrimPrefix(n, prefix), "-")))
 				if len(got) != 1 || got[0].ID != entries[n].Auth.ID {
 					t.Fatalf("keystone has %+v for entry %s (%s)", got, n, entries[n].Auth.ID)
 				}

@@ -12,6 +12,7 @@ import (
 	"github.com/capilab/capilab/internal/appcred"
 	"github.com/capilab/capilab/internal/cloud"
 	"github.com/capilab/capilab/internal/logging"
+	"github.com/capilab/capilab/internal/naming"
 )
 
 // creds lists the member's application credentials of the lab by name.
@@ -28,7 +29,7 @@ func creds(t *testing.T, prefix string) map[string]bool {
 	}
 	out := map[string]bool{}
 	for _, ac := range all {
-		if p, _, ok := appcred.ParseDescription(ac.Description); ok && p == prefix {
+		if p, _, ok := naming.ParseAppCredDescription(ac.Description); ok && p == prefix {
 			out[ac.Name] = true
 		}
 	}
@@ -58,7 +59,7 @@ func revokeLab(t *testing.T, prefix string) {
 	}
 	all, _ := applicationcredentials.ExtractApplicationCredentials(pages)
 	for _, ac := range all {
-		if p, _, ok := appcred.ParseDescription(ac.Description); ok && p == prefix {
+		if p, _, ok := naming.ParseAppCredDescription(ac.Description); ok && p == prefix {
 			if err := applicationcredentials.Delete(context.Background(), k.Client, k.UserID, ac.ID).ExtractErr(); err != nil && !cloud.IsNotFound(err) {
 				t.Errorf("cleanup: %v", err)
 			}
