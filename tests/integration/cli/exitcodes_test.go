@@ -92,7 +92,7 @@ func TestExitCodesAsDocumented(t *testing.T) {
 		code   int // the target's own
 	}{
 		{"success", clean, "clean:check", "leakcheck", nil, 0},
-		{"target failed", clean, "mgmt:create", "create", nil, 1},
+		{"target failed: Keystone rejects the login", clean, "config:check", "config-check", []string{"OS_CLIENT_CONFIG_FILE=" + rejectedCloud(t)}, 1},
 		{"bad settings", clean, "clean:check", "leakcheck", []string{"CLUSTERS=Bad_1"}, 2},
 		{"owned resources remain", leaky, "clean:check", "leakcheck", nil, 3},
 	} {
