@@ -26,6 +26,7 @@ const (
 	ExitBadInput = 2 // settings or arguments are invalid; nothing was done
 	ExitLeaks    = 3 // leakcheck / fullclean verification found owned resources
 	ExitBusy     = 4 // another run holds the lab's lock; nothing was done
+	// 5: ExitTestsFailed (nightly.go)
 )
 
 // Options is what one invocation gets from its process.
