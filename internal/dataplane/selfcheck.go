@@ -139,7 +139,7 @@ func (s *SelfCheck) checkLB(ctx context.Context, name, subnetID string, cleanups
 	r := CheckResult{Name: "load balancer"}
 	start := time.Now()
 	defer func() { r.Seconds = time.Since(start).Seconds() }()
-	lb, err := loadbalancers.Create(ctx, s.LoadBalancer, loadbalancers.CreateOpts{Name: name, VipSubnetID: subnetID}).Extract()
+	lb, err := s.createLB(ctx, name, subnetID)
 	if err != nil {
 		r.Detail = "Octavia: creating a load balancer failed: " + err.Error()
 		return r
@@ -292,6 +292,33 @@ func (s *SelfCheck) checkServer(ctx context.Context, name, networkID string, cle
 	}
 	r.OK, r.Detail = true, fmt.Sprintf("server create -> node container ran its cloud-init in %.0fs", time.Since(start).Seconds())
 	return r
+}
+
+// createLB creates the load balancer. A POST that lost its answer (the
+// connection closed under a loaded API) is not blindly repeated: the name
+// says whether it was made.
+func (s *SelfCheck) createLB(ctx context.Context, name, subnetID string) (*loadbalancers.LoadBalancer, error) {
+	var err error
+	for attempt := range 3 {
+		var lb *loadbalancers.LoadBalancer
+		lb, err = loadbalancers.Create(ctx, s.LoadBalancer, loadbalancers.CreateOpts{Name: name, VipSubnetID: subnetID}).Extract()
+		if err == nil {
+			return lb, nil
+		}
+		var status gophercloud.ErrUnexpectedResponseCode
+		if errors.As(err, &status) {
+			return nil, err // an answer: no retry
+		}
+		pages, lerr := loadbalancers.List(s.LoadBalancer, loadbalancers.ListOpts{Name: name}).AllPages(ctx)
+		if lerr == nil {
+			if lbs, _ := loadbalancers.ExtractLoadBalancers(pages); len(lbs) > 0 {
+				return &lbs[0], nil
+			}
+		}
+		s.Log.Warn("creating the self-check load balancer lost its answer; retrying", "attempt", attempt+1, "err", err)
+		time.Sleep(2 * time.Second)
+	}
+	return nil, err
 }
 
 func smallestFlavor(ctx context.Context, compute *gophercloud.ServiceClient) (string, error) {
