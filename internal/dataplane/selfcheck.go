@@ -139,21 +139,28 @@ func (s *SelfCheck) checkLB(ctx context.Context, name, subnetID string, cleanups
 	r := CheckResult{Name: "load balancer"}
 	start := time.Now()
 	defer func() { r.Seconds = time.Since(start).Seconds() }()
+	// Cleanup by name: a create whose answer was lost may have made one.
+	*cleanups = append(*cleanups, func(ctx context.Context) error {
+		lbs, err := s.lbsNamed(ctx, name)
+		if err != nil {
+			return err
+		}
+		for _, lb := range lbs {
+			if err := loadbalancers.Delete(ctx, s.LoadBalancer, lb.ID, loadbalancers.DeleteOpts{Cascade: true}).ExtractErr(); err != nil && !gophercloud.ResponseCodeIs(err, 404) {
+				return err
+			}
+		}
+		_, err = s.poll(ctx, "the load balancers to be deleted", func(ctx context.Context) (bool, string, error) {
+			lbs, err := s.lbsNamed(ctx, name)
+			return err == nil && len(lbs) == 0, "", nil
+		})
+		return err
+	})
 	lb, err := s.createLB(ctx, name, subnetID)
 	if err != nil {
 		r.Detail = "Octavia: creating a load balancer failed: " + err.Error()
 		return r
 	}
-	*cleanups = append(*cleanups, func(ctx context.Context) error {
-		if err := loadbalancers.Delete(ctx, s.LoadBalancer, lb.ID, loadbalancers.DeleteOpts{Cascade: true}).ExtractErr(); err != nil {
-			return err
-		}
-		_, err := s.poll(ctx, "the load balancer to be deleted", func(ctx context.Context) (bool, string, error) {
-			_, err := loadbalancers.Get(ctx, s.LoadBalancer, lb.ID).Extract()
-			return gophercloud.ResponseCodeIs(err, 404), "", nil
-		})
-		return err
-	})
 	_, err = s.poll(ctx, "load balancer "+lb.ID+" to be ACTIVE", func(ctx context.Context) (bool, string, error) {
 		got, err := loadbalancers.Get(ctx, s.LoadBalancer, lb.ID).Extract()
 		if err != nil {
@@ -295,30 +302,43 @@ func (s *SelfCheck) checkServer(ctx context.Context, name, networkID string, cle
 }
 
 // createLB creates the load balancer. A POST that lost its answer (the
-// connection closed under a loaded API) is not blindly repeated: the name
-// says whether it was made.
+// connection closed under a loaded API) may still be processed later, so it
+// is never repeated: the name says whether it was made (the cleanup
+// deletes every load balancer of that name).
 func (s *SelfCheck) createLB(ctx context.Context, name, subnetID string) (*loadbalancers.LoadBalancer, error) {
-	var err error
-	for attempt := range 3 {
-		var lb *loadbalancers.LoadBalancer
-		lb, err = loadbalancers.Create(ctx, s.LoadBalancer, loadbalancers.CreateOpts{Name: name, VipSubnetID: subnetID}).Extract()
-		if err == nil {
-			return lb, nil
-		}
-		var status gophercloud.ErrUnexpectedResponseCode
-		if errors.As(err, &status) {
-			return nil, err // an answer: no retry
-		}
-		pages, lerr := loadbalancers.List(s.LoadBalancer, loadbalancers.ListOpts{Name: name}).AllPages(ctx)
-		if lerr == nil {
-			if lbs, _ := loadbalancers.ExtractLoadBalancers(pages); len(lbs) > 0 {
-				return &lbs[0], nil
-			}
-		}
-		s.Log.Warn("creating the self-check load balancer lost its answer; retrying", "attempt", attempt+1, "err", err)
-		time.Sleep(2 * time.Second)
+	lb, err := loadbalancers.Create(ctx, s.LoadBalancer, loadbalancers.CreateOpts{Name: name, VipSubnetID: subnetID}).Extract()
+	if err == nil {
+		return lb, nil
 	}
-	return nil, err
+	var status gophercloud.ErrUnexpectedResponseCode
+	if errors.As(err, &status) {
+		return nil, err // an answer
+	}
+	s.Log.Warn("creating the self-check load balancer lost its answer; looking for it by name", "err", err)
+	var found *loadbalancers.LoadBalancer
+	_, perr := s.poll(ctx, "load balancer "+name+" to appear", func(ctx context.Context) (bool, string, error) {
+		lbs, err := s.lbsNamed(ctx, name)
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		if len(lbs) > 0 {
+			found = &lbs[0]
+			return true, "", nil
+		}
+		return false, "not there (yet)", nil
+	})
+	if perr != nil {
+		return nil, fmt.Errorf("%w; and it never appeared: %v", err, perr)
+	}
+	return found, nil
+}
+
+func (s *SelfCheck) lbsNamed(ctx context.Context, name string) ([]loadbalancers.LoadBalancer, error) {
+	pages, err := loadbalancers.List(s.LoadBalancer, loadbalancers.ListOpts{Name: name}).AllPages(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return loadbalancers.ExtractLoadBalancers(pages)
 }
 
 func smallestFlavor(ctx context.Context, compute *gophercloud.ServiceClient) (string, error) {

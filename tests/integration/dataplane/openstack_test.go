@@ -161,7 +161,7 @@ func (tn *tenant) flavor(name string) string {
 func (tn *tenant) server(name, imageID, portID string, userData []byte) *servers.Server {
 	t := tn.t
 	s, err := servers.Create(t.Context(), tn.compute, servers.CreateOpts{
-		Name: name, FlavorRef: tn.flavor("SCS-2V-4"), ImageRef: imageID,
+		Name: name, FlavorRef: tn.flavor("SCS-2V-4-20s"), ImageRef: imageID,
 		Networks: []servers.Network{{Port: portID}}, UserData: userData,
 	}, nil).Extract()
 	if err != nil {
