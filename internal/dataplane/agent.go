@@ -58,6 +58,8 @@ type Options struct {
 	StateDir string
 	// Interval between reconciliations (default 2s).
 	Interval time.Duration
+	// PassTimeout bounds one reconciliation (default 90s).
+	PassTimeout time.Duration
 	Log      *slog.Logger
 	// Firewall manages the DOCKER-USER rules; nil disables them (tests).
 	Firewall Firewall
@@ -141,6 +143,9 @@ func New(opts Options) (*Agent, error) {
 	if opts.Interval <= 0 {
 		opts.Interval = 2 * time.Second
 	}
+	if opts.PassTimeout <= 0 {
+		opts.PassTimeout = 90 * time.Second
+	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
@@ -198,7 +203,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		pass++
 		start := time.Now()
-		st, err := a.Reconcile(ctx)
+		// One pass is bounded: a cloud that hangs (a loaded devcloud's Nova
+		// answered after minutes) delays the data plane, never stalls it.
+		pctx, cancel := context.WithTimeout(ctx, a.opts.PassTimeout)
+		st, err := a.Reconcile(pctx)
+		cancel()
 		st.Pass = pass
 		st.Time = start.UTC()
 		st.PassMillis = time.Since(start).Milliseconds()

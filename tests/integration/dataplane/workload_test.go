@@ -101,7 +101,7 @@ func TestWorkloadCluster(t *testing.T) {
 	created := time.Now()
 	cp1 := tn.server(clusterName+"-control-plane-0", imageID, cp1Port.ID, kc.initUserData(t))
 	tn.waitActive(cp1.ID)
-	t.Logf("TIMING server %s ACTIVE: %s", cp1.Name, time.Since(created).Round(time.Second))
+	t.Logf("TIMING server %s ACTIVE: %s", clusterName+"-control-plane-0", time.Since(created).Round(time.Second))
 	cp1Container := waitContainer(t, dc, dataplane.LabelServerID, cp1.ID)
 	t.Logf("TIMING server create -> node container running: %s", containerStarted(t, dc, cp1Container).Sub(created).Round(time.Second))
 	viaFIP := kc.client(t, "https://"+cp1FIP.FloatingIP+":6443")
@@ -228,7 +228,7 @@ func pushToMirror(t *testing.T, refs ...string) {
 func waitContainer(t *testing.T, dc *docker.Client, label, value string) string {
 	t.Helper()
 	var id string
-	devcloudtest.WaitFor(t, 2*time.Minute, "a running container labelled "+label+"="+value, func(ctx context.Context) (bool, error) {
+	devcloudtest.WaitFor(t, 6*time.Minute, "a running container labelled "+label+"="+value, func(ctx context.Context) (bool, error) {
 		cs, err := dc.ContainerList(ctx, map[string][]string{"label": {label + "=" + value}})
 		if err != nil {
 			return false, err
