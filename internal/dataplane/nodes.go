@@ -14,12 +14,13 @@ import (
 
 	"github.com/capilab/capilab/internal/dataplane/cloudinit"
 	"github.com/capilab/capilab/internal/dataplane/docker"
+	"github.com/capilab/capilab/internal/image"
 )
 
 // DefaultNodeImageProperty is the Glance image property that marks a node
 // image: its value is the container image a server of that image runs as
 // (e.g. the locally built kind node image).
-const DefaultNodeImageProperty = "capilab_node_container_image"
+const DefaultNodeImageProperty = image.PropNodeContainerImage
 
 // FaultRecorder makes a failure visible on the server (Nova's fault, as
 // `openstack server show` prints it) before the agent sets it to ERROR.

@@ -19,6 +19,9 @@ const Tag = "capilab-managed"
 // registered from; the idempotency check compares it.
 const PropSourceSHA256 = "capilab_source_sha256"
 
+// PropNodeContainerImage marks a node image of devcloud's data plane.
+const PropNodeContainerImage = "capilab_node_container_image"
+
 // PropUploadID is a random value per create attempt, so that an image whose
 // create response was lost can be found and adopted instead of duplicated.
 const PropUploadID = "capilab_upload_id"
@@ -50,6 +53,10 @@ type Spec struct {
 	KubernetesVersion string
 	// OSVersion is recorded as os_version when known ("24.04").
 	OSVersion string
+	// NodeContainerImage marks a node image of devcloud's data plane: its
+	// servers run as containers of this image (property
+	// capilab_node_container_image); empty for real node images.
+	NodeContainerImage string
 	// ExtraProperties are added after the SCS properties and may override
 	// them; capilab's own (capilab_*) cannot be overridden.
 	ExtraProperties map[string]string
@@ -205,6 +212,9 @@ func (s Spec) properties(sha256hex, uploadID string, built time.Time) map[string
 		p["os_version"] = s.OSVersion
 	}
 	maps.Copy(p, s.ExtraProperties)
+	if s.NodeContainerImage != "" {
+		p[PropNodeContainerImage] = s.NodeContainerImage
+	}
 	p[PropSourceSHA256] = sha256hex
 	p[PropUploadID] = uploadID
 	return p

@@ -13,6 +13,8 @@ import (
 	controlplanev1 "sigs.k8s.io/cluster-api/api/controlplane/kubeadm/v1beta2"
 	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/capilab/capilab/internal/dataplane/labnode"
 )
 
 // ClassName is the ClusterClass of every capilab cluster; each cluster's
@@ -54,7 +56,7 @@ const (
 	VarEtcdUnsafeNoFsync       = "etcdUnsafeNoFsync"
 	VarHTTPProxy               = "httpProxy"
 	VarNoProxy                 = "noProxy"
-	VarRegistryMirrors         = "registryMirrors"
+	VarRegistryMirrorFiles     = "registryMirrorFiles"
 	VarTags                    = "tags"
 	VarLocalLab                = "localLab"
 )
@@ -124,7 +126,7 @@ func variables() []clusterv1.ClusterClassVariable {
 		opt(VarEtcdUnsafeNoFsync, withDefault(schema("boolean", "etcd --unsafe-no-fsync (etcd_unsafe_fs)"), false)),
 		opt(VarHTTPProxy, withDefault(schema("string", "HTTP proxy for containerd (http_proxy)"), "")),
 		opt(VarNoProxy, withDefault(schema("string", "hosts that bypass the proxy (no_proxy)"), "")),
-		opt(VarRegistryMirrors, stringMap("containerd registry mirrors: registry host -> mirror URL (registry_mirrors)")),
+		opt(VarRegistryMirrorFiles, mirrorFilesSchema()),
 		opt(VarTags, stringList("tags CAPO puts on the cluster's OpenStack resources (capilab-lab=<prefix>, capilab-cluster=<name>)")),
 		opt(VarLocalLab, withDefault(schema("boolean", "nodes are kind-style containers of devcloud's data plane: kubelet/kubeadm settings such nodes need"), false)),
 	}
@@ -174,35 +176,50 @@ const (
 	boot = "/spec/template/spec"
 )
 
-// filesTemplate renders the files every node gets from the proxy and
-// registry-mirror variables: containerd's proxy drop-in and one hosts.toml
-// per mirrored registry.
+// filesTemplate renders the files every node gets: containerd's proxy
+// drop-in (http_proxy) and the registry mirrors' host files.
 const filesTemplate = `{{- $files := list -}}
 {{- if .httpProxy -}}
 {{- $files = append $files (dict "path" "/etc/systemd/system/containerd.service.d/http-proxy.conf" "owner" "root:root" "permissions" "0644" "content" (printf "[Service]\nEnvironment=\"HTTP_PROXY=%s\" \"HTTPS_PROXY=%s\" \"NO_PROXY=%s\"\n" .httpProxy .httpProxy .noProxy)) -}}
 {{- end -}}
-{{- range $registry, $mirror := .registryMirrors -}}
-{{- $files = append $files (dict "path" (printf "/etc/containerd/certs.d/%s/hosts.toml" $registry) "owner" "root:root" "permissions" "0644" "content" (printf "server = \"https://%s\"\n\n[host.\"%s\"]\n  capabilities = [\"pull\", \"resolve\"]\n" $registry $mirror)) -}}
+{{- range .registryMirrorFiles -}}
+{{- $files = append $files (dict "path" .path "owner" "root:root" "permissions" "0644" "content" .content) -}}
 {{- end -}}
 {{ toJson $files }}`
 
-// proxyRestart makes containerd pick up the proxy drop-in before kubeadm runs.
-var proxyRestart = []string{"systemctl daemon-reload", "systemctl restart containerd"}
-
-// localLabKubeletArgs are the kubelet settings a kind-style node container
-// needs (the host's cgroup v1, no swap accounting, no eviction on a shared
-// disk), as kind and Cluster API's Docker provider set them.
-var localLabKubeletArgs = []bootstrapv1.Arg{
-	{Name: "fail-cgroupv1", Value: ptr.To("false")},
-	{Name: "cgroup-root", Value: ptr.To("/kubelet")},
-	{Name: "runtime-cgroups", Value: ptr.To("/system.slice/containerd.service")},
-	{Name: "fail-swap-on", Value: ptr.To("false")},
-	{Name: "image-gc-high-threshold", Value: ptr.To("100")},
-	{Name: "eviction-hard", Value: ptr.To("nodefs.available<0%,nodefs.inodesFree<0%,imagefs.available<0%")},
+// preKubeadmTemplate renders the commands that run before kubeadm: on a
+// local-lab node with registry mirrors, containerd learns where the host
+// files are (kind's node configuration has no config_path); with a proxy,
+// containerd restarts to read its drop-in.
+func preKubeadmTemplate() string {
+	mirrorCmds, err := json.Marshal(labnode.PreKubeadmCommands(map[string]string{"registry.example": "http://mirror.example"}))
+	if err != nil {
+		panic(err)
+	}
+	return `{{- $cmds := list -}}
+{{- if and .localLab .registryMirrorFiles -}}{{- $cmds = concat $cmds (fromJson ` + "`" + string(mirrorCmds) + "`" + `) -}}{{- end -}}
+{{- if .httpProxy -}}{{- $cmds = concat $cmds (list "systemctl daemon-reload" "systemctl restart containerd") -}}{{- end -}}
+{{ toJson $cmds }}`
 }
 
-// localLabPreflight are the kubeadm preflight checks a container cannot pass.
-var localLabPreflight = []string{"SystemVerification", "Swap", "FileContent--proc-sys-net-bridge-bridge-nf-call-iptables"}
+func mirrorFilesSchema() clusterv1.JSONSchemaProps {
+	file := schema("object", "")
+	file.Properties = map[string]clusterv1.JSONSchemaProps{"path": schema("string", ""), "content": schema("string", "")}
+	file.Required = []string{"path", "content"}
+	s := schema("array", "containerd host files of the registry mirrors (registry_mirrors), /etc/containerd/certs.d/<registry>/hosts.toml")
+	s.Items = &file
+	return s
+}
+
+// localLabKubeletArgs are the kubelet settings a node container of
+// devcloud's data plane needs (internal/dataplane/labnode says why).
+func localLabKubeletArgs() []bootstrapv1.Arg {
+	var out []bootstrapv1.Arg
+	for _, a := range labnode.KubeletExtraArgs {
+		out = append(out, bootstrapv1.Arg{Name: a.Name, Value: ptr.To(a.Value)})
+	}
+	return out
+}
 
 func patches() []clusterv1.ClusterClassPatch {
 	var ps []clusterv1.ClusterClassPatch
@@ -247,14 +264,14 @@ func patches() []clusterv1.ClusterClassPatch {
 	ps = append(ps,
 		patch("etcd-unsafe-no-fsync", "{{ if .etcdUnsafeNoFsync }}true{{ end }}", selectControlPlane(),
 			clusterv1.JSONPatch{Op: "add", Path: kcp + "/clusterConfiguration/etcd/local/extraArgs", Value: rawJSON([]bootstrapv1.Arg{{Name: "unsafe-no-fsync", Value: ptr.To("true")}})}),
-		patch("files-control-plane", "{{ if or .httpProxy .registryMirrors }}true{{ end }}", selectControlPlane(),
+		patch("files-control-plane", "{{ if or .httpProxy .registryMirrorFiles }}true{{ end }}", selectControlPlane(),
 			jp("add", kcp+"/files", fromTemplate(filesTemplate))),
-		patch("files-worker", "{{ if or .httpProxy .registryMirrors }}true{{ end }}", selectWorkerBootstrap(),
+		patch("files-worker", "{{ if or .httpProxy .registryMirrorFiles }}true{{ end }}", selectWorkerBootstrap(),
 			jp("add", boot+"/files", fromTemplate(filesTemplate))),
-		patch("proxy-control-plane", "{{ if .httpProxy }}true{{ end }}", selectControlPlane(),
-			clusterv1.JSONPatch{Op: "add", Path: kcp + "/preKubeadmCommands", Value: rawJSON(proxyRestart)}),
-		patch("proxy-worker", "{{ if .httpProxy }}true{{ end }}", selectWorkerBootstrap(),
-			clusterv1.JSONPatch{Op: "add", Path: boot + "/preKubeadmCommands", Value: rawJSON(proxyRestart)}),
+		patch("pre-kubeadm-control-plane", "{{ if or .httpProxy (and .localLab .registryMirrorFiles) }}true{{ end }}", selectControlPlane(),
+			jp("add", kcp+"/preKubeadmCommands", fromTemplate(preKubeadmTemplate()))),
+		patch("pre-kubeadm-worker", "{{ if or .httpProxy (and .localLab .registryMirrorFiles) }}true{{ end }}", selectWorkerBootstrap(),
+			jp("add", boot+"/preKubeadmCommands", fromTemplate(preKubeadmTemplate()))),
 	)
 	ps = append(ps, localLabPatches()...)
 	return ps
@@ -265,17 +282,18 @@ func patches() []clusterv1.ClusterClassPatch {
 func localLabPatches() []clusterv1.ClusterClassPatch {
 	const on = "{{ if .localLab }}true{{ end }}"
 	var cp, worker []clusterv1.JSONPatch
-	for _, nr := range []string{kcp + "/initConfiguration/nodeRegistration", kcp + "/joinConfiguration/nodeRegistration"} {
-		cp = append(cp, clusterv1.JSONPatch{Op: "add", Path: nr + "/ignorePreflightErrors", Value: rawJSON(localLabPreflight)})
-		for _, a := range localLabKubeletArgs {
-			cp = append(cp, clusterv1.JSONPatch{Op: "add", Path: nr + "/kubeletExtraArgs/-", Value: rawJSON(a)})
+	node := func(nr string) []clusterv1.JSONPatch {
+		ps := []clusterv1.JSONPatch{
+			{Op: "add", Path: nr + "/ignorePreflightErrors", Value: rawJSON(labnode.IgnorePreflightErrors)},
+			{Op: "add", Path: nr + "/criSocket", Value: rawJSON(labnode.CRISocket)},
 		}
+		for _, a := range localLabKubeletArgs() {
+			ps = append(ps, clusterv1.JSONPatch{Op: "add", Path: nr + "/kubeletExtraArgs/-", Value: rawJSON(a)})
+		}
+		return ps
 	}
-	nr := boot + "/joinConfiguration/nodeRegistration"
-	worker = append(worker, clusterv1.JSONPatch{Op: "add", Path: nr + "/ignorePreflightErrors", Value: rawJSON(localLabPreflight)})
-	for _, a := range localLabKubeletArgs {
-		worker = append(worker, clusterv1.JSONPatch{Op: "add", Path: nr + "/kubeletExtraArgs/-", Value: rawJSON(a)})
-	}
+	cp = append(node(kcp+"/initConfiguration/nodeRegistration"), node(kcp+"/joinConfiguration/nodeRegistration")...)
+	worker = node(boot + "/joinConfiguration/nodeRegistration")
 	return []clusterv1.ClusterClassPatch{
 		patch("local-lab-control-plane", on, selectControlPlane(), cp...),
 		patch("local-lab-worker", on, selectWorkerBootstrap(), worker...),

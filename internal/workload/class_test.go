@@ -17,6 +17,8 @@ import (
 	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
 	runtimehooksv1 "sigs.k8s.io/cluster-api/api/runtime/hooks/v1alpha1"
 	"sigs.k8s.io/cluster-api/core/reconcilers/topology/cluster/patches/inline"
+
+	"github.com/capilab/capilab/internal/dataplane/mirror"
 )
 
 // rendered is what the topology controller makes of the ClusterClass's
@@ -234,21 +236,33 @@ func TestEveryKnobRenders(t *testing.T) {
 			}
 		}},
 		{"registry_mirrors", func(s *Spec) {
-			s.RegistryMirrors = map[string]string{"docker.io": "https://mirror.example/v2/docker.io", "registry.k8s.io": "http://172.24.4.1:5050"}
+			s.RegistryMirrorFiles = mirrorFiles(t)
 		}, func(t *testing.T, r rendered) {
 			files := r.worker.Spec.Template.Spec.Files
 			if len(files) != 2 || files[0].Path != "/etc/containerd/certs.d/docker.io/hosts.toml" ||
-				!strings.Contains(files[1].Content, `[host."http://172.24.4.1:5050"]`) || !strings.Contains(files[1].Content, `server = "https://registry.k8s.io"`) {
+				!strings.Contains(files[1].Content, `[host."http://172.24.4.1:5001/v2/registry.k8s.io"]`) || !strings.Contains(files[1].Content, `server = "https://registry.k8s.io"`) {
 				t.Errorf("mirror files %+v", files)
 			}
 			if len(r.cp.Spec.Template.Spec.KubeadmConfigSpec.Files) != 2 || len(r.worker.Spec.Template.Spec.PreKubeadmCommands) != 0 {
-				t.Error("control plane lacks the mirror files, or a restart was added without a proxy")
+				t.Error("control plane lacks the mirror files, or commands were added outside the local lab without a proxy")
+			}
+		}},
+		{"registry_mirrors in the local lab", func(s *Spec) {
+			s.RegistryMirrorFiles = mirrorFiles(t)
+			s.LocalLab = true
+			s.HTTPProxy = "http://proxy:3128"
+		}, func(t *testing.T, r rendered) {
+			for _, cmds := range [][]string{r.worker.Spec.Template.Spec.PreKubeadmCommands, r.cp.Spec.Template.Spec.KubeadmConfigSpec.PreKubeadmCommands} {
+				joined := strings.Join(cmds, "\n")
+				if !strings.Contains(joined, `config_path = "/etc/containerd/certs.d"`) || !strings.HasSuffix(joined, "systemctl daemon-reload\nsystemctl restart containerd") {
+					t.Errorf("pre-kubeadm commands %q", cmds)
+				}
 			}
 		}},
 		{"local lab", func(s *Spec) { s.LocalLab = true }, func(t *testing.T, r rendered) {
 			kcs := r.cp.Spec.Template.Spec.KubeadmConfigSpec
 			for _, nr := range []bootstrapv1.NodeRegistrationOptions{kcs.InitConfiguration.NodeRegistration, kcs.JoinConfiguration.NodeRegistration, r.worker.Spec.Template.Spec.JoinConfiguration.NodeRegistration} {
-				if !strings.Contains(argNames(nr.KubeletExtraArgs), "fail-cgroupv1") || len(nr.IgnorePreflightErrors) == 0 {
+				if !strings.Contains(argNames(nr.KubeletExtraArgs), "fail-cgroupv1") || len(nr.IgnorePreflightErrors) == 0 || nr.CRISocket != "unix:///run/containerd/containerd.sock" {
 					t.Errorf("node registration %+v", nr)
 				}
 			}
@@ -261,6 +275,18 @@ func TestEveryKnobRenders(t *testing.T) {
 			tt.check(t, render(t, s))
 		})
 	}
+}
+
+func mirrorFiles(t *testing.T) []MirrorFile {
+	files, err := mirror.ContainerdHostsFiles(mirror.Namespaced("http://172.24.4.1:5001", "docker.io", "registry.k8s.io"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []MirrorFile
+	for _, f := range files {
+		out = append(out, MirrorFile{Path: f.Path, Content: f.Content})
+	}
+	return out
 }
 
 func TestClusterTopology(t *testing.T) {

@@ -42,12 +42,20 @@ type Spec struct {
 	EtcdUnsafeNoFsync bool
 	HTTPProxy         string
 	NoProxy           string
-	RegistryMirrors   map[string]string
-	LocalLab          bool
+	// RegistryMirrorFiles are containerd's host files of the registry
+	// mirrors (path, content), rendered from registry_mirrors.
+	RegistryMirrorFiles []MirrorFile
+	LocalLab            bool
 
 	// IdentitySecret is the Secret (in Namespace) with the cluster's
 	// clouds.yaml; CloudName the cloud in it.
 	IdentitySecret, CloudName string
+}
+
+// MirrorFile is one containerd host file.
+type MirrorFile struct {
+	Path    string `json:"path"`
+	Content string `json:"content"`
 }
 
 // Tags are the tags capilab asks CAPO to put on the cluster's OpenStack
@@ -96,8 +104,8 @@ func (s Spec) Variables() []clusterv1.ClusterVariable {
 	if len(s.ExtraSecurityGroups) > 0 {
 		vars[VarExtraSecurityGroups] = s.ExtraSecurityGroups
 	}
-	if len(s.RegistryMirrors) > 0 {
-		vars[VarRegistryMirrors] = s.RegistryMirrors
+	if len(s.RegistryMirrorFiles) > 0 {
+		vars[VarRegistryMirrorFiles] = s.RegistryMirrorFiles
 	}
 	names := make([]string, 0, len(vars))
 	for n := range vars {
