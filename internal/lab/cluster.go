@@ -19,6 +19,7 @@ import (
 	"github.com/capilab/capilab/internal/appcred"
 	"github.com/capilab/capilab/internal/cleanup"
 	"github.com/capilab/capilab/internal/cloud"
+	"github.com/capilab/capilab/internal/dataplane/mirror"
 	"github.com/capilab/capilab/internal/image"
 	"github.com/capilab/capilab/internal/kube"
 	"github.com/capilab/capilab/internal/workload"
@@ -161,19 +162,35 @@ func (r *Run) workloadAddons(mgmtCluster *kube.Cluster, lister addons.CloudListe
 			Sources: &addons.Sources{Modules: b, CacheDir: filepath.Join(r.CacheDir(), "addons"), Log: r.Log}},
 		CloudConf: func(cluster string) ([]byte, error) { return os.ReadFile(r.State().CloudConf(cluster)) },
 		LocalLab:  r.LocalLab(), NodeImage: r.Loaded.Versions.KindNode.Image(), Images: b,
+		Publish:    r.publishToMirror(),
 		Management: mgmtCluster, Cloud: lister,
 		ReadyTimeout: s.WaitAddons, TeardownTimeout: s.DeleteTimeout, Log: r.Log,
 	}
 }
 
-// LocalLab reports whether the lab runs on devcloud's data plane (every
-// cluster shares one host's network space, nodes are containers).
-func (r *Run) LocalLab() bool {
-	return strings.HasPrefix(r.Settings.Cloud, "devcloud")
+// ClusterSpecs renders the specs of the clusters a target acts on.
+func (r *Run) ClusterSpecs(ctx context.Context, m *workload.Manager) ([]workload.Spec, error) {
+	existing, err := m.NodeCIDRs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var specs []workload.Spec
+	for _, name := range r.ClusterNames() {
+		s, err := r.ClusterSpec(ctx, m, name, existing)
+		if err != nil {
+			return nil, err
+		}
+		existing[name] = s.NodeCIDR
+		specs = append(specs, s)
+	}
+	return specs, nil
 }
 
-// ClusterSpec renders one cluster's spec from the settings.
-func (r *Run) ClusterSpec(ctx context.Context, m *workload.Manager, name string) (workload.Spec, error) {
+// ClusterSpec renders one cluster's spec from the settings. existing are
+// the node CIDRs of the lab's clusters: in the local lab, where they share
+// one network space, a cluster without a node_cidr of its own gets a free
+// one, and an existing cluster keeps its own.
+func (r *Run) ClusterSpec(ctx context.Context, m *workload.Manager, name string, existing map[string]string) (workload.Spec, error) {
 	s := r.Settings
 	ns := s.Namespace
 	if ns == "" || len(r.ClusterNames()) > 1 {
@@ -210,6 +227,28 @@ func (r *Run) ClusterSpec(ctx context.Context, m *workload.Manager, name string)
 	if spec.ControlPlaneCount == 0 {
 		return spec, &ExitError{Code: ExitBadInput, Err: fmt.Errorf("controller_count is 0: there is no workload cluster to create")}
 	}
+	if r.LocalLab() && r.Loaded.Sources["node_cidr"] == "default" {
+		if cidr, ok := existing[name]; ok && cidr != "" {
+			spec.NodeCIDR = cidr
+		} else {
+			var taken []string
+			for other, cidr := range existing {
+				if other != name {
+					taken = append(taken, cidr)
+				}
+			}
+			if spec.NodeCIDR, err = localLabNodeCIDR(name, taken); err != nil {
+				return spec, &ExitError{Code: ExitBadInput, Err: err}
+			}
+		}
+	}
+	files, err := mirror.ContainerdHostsFiles(s.RegistryMirrors)
+	if err != nil {
+		return spec, &ExitError{Code: ExitBadInput, Err: err}
+	}
+	for _, f := range files {
+		spec.RegistryMirrorFiles = append(spec.RegistryMirrorFiles, workload.MirrorFile{Path: f.Path, Content: f.Content})
+	}
 	// Root volumes for flavors without a disk (SCS's rule).
 	img, imgErr := m.Cloud.Image(ctx, spec.ImageName)
 	for _, f := range []struct {
@@ -230,6 +269,9 @@ func (r *Run) ClusterSpec(ctx context.Context, m *workload.Manager, name string)
 // ClusterCreate is `make create_cluster`: one cluster (CLUSTER) or several
 // in parallel (CLUSTERS), created or updated.
 func ClusterCreate(ctx context.Context, r *Run) error {
+	if err := r.useLocalLabByDefault(ctx); err != nil {
+		return err
+	}
 	if err := r.validateAddons(); err != nil {
 		return err
 	}
@@ -241,13 +283,9 @@ func ClusterCreate(ctx context.Context, r *Run) error {
 	if err := r.ensureNodeImage(ctx, c); err != nil {
 		return err
 	}
-	var specs []workload.Spec
-	for _, name := range r.ClusterNames() {
-		s, err := r.ClusterSpec(ctx, m, name)
-		if err != nil {
-			return err
-		}
-		specs = append(specs, s)
+	specs, err := r.ClusterSpecs(ctx, m)
+	if err != nil {
+		return err
 	}
 	if err := m.Preflight(ctx, specs); err != nil {
 		var bad *workload.BadInputError
@@ -325,6 +363,9 @@ func printCreateResults(r *Run, results []*workload.Result) error {
 // leak check scoped to it (exit 3 and the list when anything it owned is
 // left; its state record stays then, for fullclean).
 func ClusterDelete(ctx context.Context, r *Run) error {
+	if err := r.useLocalLabByDefault(ctx); err != nil {
+		return err
+	}
 	m, c, err := r.WorkloadManager(ctx)
 	if err != nil {
 		return err
@@ -414,4 +455,15 @@ func (r *Run) scopedLeakCheck(ctx context.Context, c *cloud.Cloud, clusters []st
 	}
 	fmt.Fprintf(r.Stdout, "leak check: nothing of cluster(s) %s is left on cloud %s\n", strings.Join(clusters, ","), c.Name)
 	return nil
+}
+
+// publishToMirror pushes images into devcloud's registry mirror, where the
+// local lab's nodes pull from (nil outside the local lab).
+func (r *Run) publishToMirror() func(ctx context.Context, refs []string) error {
+	if !r.LocalLab() {
+		return nil
+	}
+	return func(ctx context.Context, refs []string) error {
+		return (&mirror.Pusher{Mirror: mirror.DevcloudRegistry, Log: r.Log}).Push(ctx, refs)
+	}
 }

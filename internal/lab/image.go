@@ -16,6 +16,9 @@ import (
 // version), or image_url / image_sha256 when set.
 func (r *Run) ImageSpec() (image.Spec, error) {
 	s := r.Settings
+	if r.LocalLab() && s.ImageURL == "" {
+		return r.localLabImageSpec()
+	}
 	spec := image.Spec{
 		Raw:             s.KubeImageRaw,
 		ExtraProperties: s.ImageExtraProperties,

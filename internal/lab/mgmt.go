@@ -181,6 +181,9 @@ func (r *Run) labCloudSecret(ctx context.Context) (*mgmt.CloudSecret, error) {
 // MgmtCreate is `make create`: the management cluster, then (unless
 // controller_count is 0) the first workload cluster.
 func MgmtCreate(ctx context.Context, r *Run) error {
+	if err := r.useLocalLabByDefault(ctx); err != nil {
+		return err
+	}
 	if r.Settings.ControllerCount > 0 {
 		if err := r.validateAddons(); err != nil {
 			return err

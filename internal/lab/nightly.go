@@ -48,6 +48,9 @@ type nightly struct {
 // cluster, OpenStack dumps of what the lab owned after each phase, the
 // check's results.
 func Nightly(ctx context.Context, r *Run) error {
+	if err := r.useLocalLabByDefault(ctx); err != nil {
+		return err
+	}
 	start := time.Now()
 	id := pipeline.RunID(start)
 	root := filepath.Join(r.Path(r.Settings.ArtifactsDir), "nightly")
@@ -222,14 +225,12 @@ func (n *nightly) imageAndCredentials(ctx context.Context, p *pipeline.Phase) er
 	if err := n.r.ensureNodeImage(ctx, n.cloud); err != nil {
 		return err
 	}
-	var specs []workload.Spec
-	for _, name := range n.names {
-		s, err := n.r.ClusterSpec(ctx, n.mgr, name)
-		if err != nil {
-			return err
-		}
-		n.specs[name] = s
-		specs = append(specs, s)
+	specs, err := n.r.ClusterSpecs(ctx, n.mgr)
+	if err != nil {
+		return err
+	}
+	for _, s := range specs {
+		n.specs[s.Name] = s
 	}
 	return n.mgr.Preflight(ctx, specs)
 }

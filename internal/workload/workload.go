@@ -137,7 +137,7 @@ func (m *Manager) Preflight(ctx context.Context, specs []Spec) error {
 		flavors[name] = f
 		return f, true
 	}
-	existing, err := m.labClusters(ctx)
+	existing, err := m.NodeCIDRs(ctx)
 	if err != nil {
 		return err
 	}
@@ -206,8 +206,8 @@ func overlaps(s Spec, earlier []Spec, existing map[string]string) []string {
 	return out
 }
 
-// labClusters maps the names of this lab's Cluster objects to their node CIDR.
-func (m *Manager) labClusters(ctx context.Context) (map[string]string, error) {
+// NodeCIDRs maps the names of this lab's Cluster objects to their node CIDR.
+func (m *Manager) NodeCIDRs(ctx context.Context) (map[string]string, error) {
 	var list clusterv1.ClusterList
 	if err := m.Mgmt.Client.List(ctx, &list, client.MatchingLabels{"capilab.dev/lab": m.Prefix}); err != nil {
 		return nil, fmt.Errorf("list the lab's clusters: %w", err)
