@@ -251,8 +251,17 @@ func TestLifecycle(t *testing.T) {
 
 	// list shows both, with their secrets known.
 	out, _, err = runTarget(ctx, t, "appcred:list", env...)
-	if err != nil || strings.Count(out, "true  ") < 2 || !strings.Contains(out, prefix+"-alpha-1-appcred") || !strings.Contains(out, "(lab)") {
+	if err != nil || !strings.Contains(out, prefix+"-alpha-1-appcred") || !strings.Contains(out, "(lab)") {
 		t.Fatalf("list: %v\n%s", err, out)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if !strings.HasPrefix(line, prefix+"-") {
+			continue
+		}
+		// SECRET KNOWN and IN KEYSTONE are the last two columns.
+		if f := strings.Fields(line); len(f) < 2 || f[len(f)-2] != "yes" || f[len(f)-1] != "yes" {
+			t.Errorf("list: %q: want its secret known and in keystone", line)
+		}
 	}
 
 	// delete (dry run first: nothing changes).
