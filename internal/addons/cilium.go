@@ -63,7 +63,11 @@ func (h *Helm) Template(ctx context.Context, chartDir, release, namespace, kubeV
 // (the chart's own values pin its images by digest) for the cluster: its
 // pod CIDR handed out by Kubernetes (kubeadm's node podCIDRs, as SCS's
 // `cilium install` did), the cluster's name, its MTU, one operator replica
-// (small clusters have one worker).
+// (small clusters have one worker). Hubble's certificates come from the
+// chart's certgen Job in the cluster (method cronJob), not from helm: helm
+// would generate a new CA and new certificates at every render, so every
+// re-run of create_cluster would change the delivered manifests and
+// Cluster API (strategy Reconcile) would replace the cluster's CA.
 func (r *Renderer) cilium(ctx context.Context, cluster ClusterInfo, a Addon) ([]*unstructured.Unstructured, error) {
 	if r.Helm == nil {
 		return nil, fmt.Errorf("no Helm renderer configured (cilium ships as a Helm chart)")
@@ -76,6 +80,7 @@ func (r *Renderer) cilium(ctx context.Context, cluster ClusterInfo, a Addon) ([]
 		"cluster":  map[string]any{"name": cluster.Name},
 		"ipam":     map[string]any{"mode": "kubernetes"},
 		"operator": map[string]any{"replicas": 1},
+		"hubble":   map[string]any{"tls": map[string]any{"auto": map[string]any{"method": "cronJob"}}},
 	}
 	if cluster.MTU > 0 {
 		values["MTU"] = cluster.MTU
