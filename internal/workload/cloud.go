@@ -15,6 +15,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/images"
 	"github.com/gophercloud/gophercloud/v2/openstack/loadbalancer/v2/loadbalancers"
 	lbquotas "github.com/gophercloud/gophercloud/v2/openstack/loadbalancer/v2/quotas"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/external"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/security/groups"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/security/rules"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/networks"
@@ -146,23 +147,20 @@ func (o OpenStack) ExternalNetwork(ctx context.Context, nameOrID string) (string
 	if err != nil {
 		return "", err
 	}
-	type extNet struct {
-		networks.Network
-		External bool `json:"router:external"`
-	}
-	pages, err := networks.List(n, networks.ListOpts{}).AllPages(ctx)
+	// The filter is the server's: decoding router:external into a struct
+	// that embeds networks.Network would be silently dropped (its own
+	// UnmarshalJSON is promoted and ignores the outer fields).
+	yes := true
+	pages, err := networks.List(n, external.ListOptsExt{ListOptsBuilder: networks.ListOpts{}, External: &yes}).AllPages(ctx)
 	if err != nil {
-		return "", fmt.Errorf("cloud %s: list networks: %w", o.C.Name, err)
+		return "", fmt.Errorf("cloud %s: list external networks: %w", o.C.Name, err)
 	}
-	var all []extNet
-	if err := networks.ExtractNetworksInto(pages, &all); err != nil {
+	all, err := networks.ExtractNetworks(pages)
+	if err != nil {
 		return "", err
 	}
 	var names []string
 	for _, net := range all {
-		if !net.External {
-			continue
-		}
 		if nameOrID != "" && (net.Name == nameOrID || net.ID == nameOrID) {
 			return net.Name, nil
 		}
