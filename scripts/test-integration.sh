@@ -6,13 +6,15 @@
 #                  plane runs too
 #   2. node image  the kind node image (built once, cached): the data-plane tests boot servers into it;
 #                  make mirror: OCCM and Cinder CSI images (cached) pushed into devcloud's mirror
-#   3. integration go test -tags integration ./tests/...  (every integration package under tests/)
+#   3. integration go test -tags integration: every integration package under tests/, in two
+#                  parallel streams (the data-plane tests restart the agent, so the tests that drive
+#                  Cluster API through it run after them, in their own stream)
 #   4. e2e         scripts/e2e.sh: the e2e tier on kind (engine and image are in place by then)
-#   4. teardown    devcloud keeps running unless DEVCLOUD_STOP=1
+#   5. teardown    devcloud keeps running unless DEVCLOUD_STOP=1
 #
 # Environment:
 #   DEVCLOUD_STOP=1            stop devcloud at the end (default: leave it running for the next run)
-#   INTEGRATION_TIMEOUT=40m    go test -timeout for the integration tier
+#   INTEGRATION_TIMEOUT=60m    go test -timeout for each integration stream
 #   INTEGRATION_RUN=regexp     go test -run filter (default: all)
 #   E2E=0                      skip the e2e tier (it is run by default)
 #   GO=go                      the go command
@@ -60,9 +62,29 @@ fi
 section "integration: go test -tags integration ./tests/..."
 # Debian's tools first (the openstack CLI), Go where .ci/run put it.
 export PATH="/usr/sbin:/usr/bin:/sbin:/bin:$(dirname "$(command -v "$GO")")"
-args=(-tags integration -count=1 -timeout "${INTEGRATION_TIMEOUT:-40m}")
+args=(-tags integration -count=1 -timeout "${INTEGRATION_TIMEOUT:-60m}")
 [[ -n ${INTEGRATION_RUN:-} ]] && args+=(-run "$INTEGRATION_RUN")
-"$GO" test "${args[@]}" ./tests/... || status=$?
+# Two streams in parallel. The data-plane tests stop and restart the agent that forwards
+# devcloud's APIs to containers, so nothing that drives Cluster API through it (management
+# cluster, workload clusters, the nightly run) may run at the same time: stream "lab" runs
+# them one after the other. Stream "api" is everything that talks to devcloud on 127.0.0.1.
+lab_pkgs=(./tests/integration/dataplane ./tests/integration/mgmt ./tests/integration/workload ./tests/integration/nightly)
+mapfile -t api_pkgs < <("$GO" list -tags integration ./tests/... | grep -v -e '/tests/integration/dataplane$' \
+  -e '/tests/integration/mgmt$' -e '/tests/integration/workload$' -e '/tests/integration/nightly$' -e '/tests/e2e')
+stream() { # stream NAME PACKAGES...: go test, each line prefixed with [NAME]
+  local name=$1; shift
+  local t; t=$(date +%s)
+  "$GO" test "${args[@]}" "$@" 2>&1 | sed -u "s/^/[$name] /"
+  local rc=${PIPESTATUS[0]}
+  echo "=== test-integration: stream $name done in $(($(date +%s) - t))s (exit $rc)"
+  return "$rc"
+}
+stream api "${api_pkgs[@]}" & api=$!
+lab_rc=0
+stream lab -p 1 "${lab_pkgs[0]}" || lab_rc=$?
+stream lab -p 2 "${lab_pkgs[@]:1}" || lab_rc=$?
+wait "$api" || status=$?
+((lab_rc == 0)) || status=$lab_rc
 
 # ---- 4. e2e tier (kind) -------------------------------------------------------------------------
 if [[ ${E2E:-1} != 0 ]]; then

@@ -54,9 +54,23 @@ func RepoRoot(t testing.TB) string {
 func (l *Lab) Make(ctx context.Context, target string, vars ...string) (string, int, time.Duration) {
 	l.T.Helper()
 	args := append([]string{"-C", l.Repo, target, "PREFIX=" + l.Prefix, "STATE_DIR=" + l.State, "ARTIFACTS_DIR=" + l.Artifacts}, l.Vars...)
-	args = append(args, vars...)
+	return l.run(ctx, "make", append(args, vars...), 2)
+}
+
+// Mage runs `bin/mage <target> VAR=value…` from the repository root (what
+// README gives CI for the targets' own exit codes; `make bin/mage` builds it)
+// and returns its combined output, its exit code and how long it took.
+func (l *Lab) Mage(ctx context.Context, target string, vars ...string) (string, int, time.Duration) {
+	l.T.Helper()
+	args := append([]string{target, "PREFIX=" + l.Prefix, "STATE_DIR=" + l.State, "ARTIFACTS_DIR=" + l.Artifacts}, l.Vars...)
+	return l.run(ctx, filepath.Join(l.Repo, "bin", "mage"), append(args, vars...), 0)
+}
+
+func (l *Lab) run(ctx context.Context, name string, args []string, shown int) (string, int, time.Duration) {
+	l.T.Helper()
 	var out bytes.Buffer
-	cmd := exec.CommandContext(ctx, "make", args...)
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = l.Repo
 	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()
 	err := cmd.Run()
@@ -68,7 +82,7 @@ func (l *Lab) Make(ctx context.Context, target string, vars ...string) (string, 
 			code = ee.ExitCode()
 		}
 	}
-	l.T.Logf("make %s (%s, exit %d):\n%s", strings.Join(args[2:], " "), elapsed.Round(100*time.Millisecond), code, out.String())
+	l.T.Logf("%s %s (%s, exit %d):\n%s", filepath.Base(name), strings.Join(args[shown:], " "), elapsed.Round(100*time.Millisecond), code, out.String())
 	return out.String(), code, elapsed
 }
 
