@@ -59,6 +59,11 @@ if ! command -v qemu-img >/dev/null; then
   section "installing qemu-utils (qemu-img)"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-utils >/dev/null
 fi
+# The nightly test looks at its HTML report in headless Chromium (Debian's chromium).
+if ! command -v chromium >/dev/null; then
+  section "installing chromium (the nightly report is rendered headless)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
 section "integration: go test -tags integration ./tests/..."
 # Debian's tools first (the openstack CLI), Go where .ci/run put it.
 export PATH="/usr/sbin:/usr/bin:/sbin:/bin:$(dirname "$(command -v "$GO")")"
