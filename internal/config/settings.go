@@ -92,6 +92,14 @@ type Settings struct {
 	AppcredScope      string        `key:"appcred_scope" group:"run" doc:"appcred targets act on: cluster (create: the lab's and CLUSTER's credential; delete: CLUSTER's) or lab (the lab's only)"`
 	DeleteTimeout     time.Duration `key:"delete_timeout" group:"run" doc:"bound on waiting for one asynchronous deletion (load balancer, volume, server)"`
 	RemoteTimeout     time.Duration `key:"remote_timeout" group:"run" doc:"mgmt_mode remote: bound on waiting for the management node (its bootstrap and make create after apply, make clean on it)"`
+	Kubeconfig        string        `key:"kubeconfig" group:"run" doc:"check targets: kubeconfig of the cluster to check (empty: <state_dir>/clusters/<cluster>/kubeconfig); a list like KUBECONFIG's is merged"`
+	CheckTimeout      time.Duration `key:"check_timeout" group:"run" doc:"bound on a whole check run (0: the mode's default: quick 15m, certified-conformance 4h, storage 3h, csi 3h)"`
+	E2EFocus          string        `key:"e2e_focus" group:"run" doc:"check targets: ginkgo focus regexp instead of the mode's"`
+	E2ESkip           string        `key:"e2e_skip" group:"run" doc:"check targets: ginkgo skip regexp instead of the mode's"`
+	E2EParallel       string        `key:"e2e_parallel" group:"run" doc:"check targets: false, true (the runner picks the process count) or a process count; parallel runs skip [Serial] tests unless E2E_SKIP is set"`
+	E2EDryRun         bool          `key:"e2e_dryrun" group:"run" doc:"check targets: list the tests the selection picks, run none"`
+	E2ERepoConfig     string        `key:"e2e_repo_config" group:"run" doc:"check targets: registry overrides of the e2e test images (KUBE_TEST_REPO_LIST file of the e2e framework), e.g. a registry mirror"`
+	CSITestDriver     string        `key:"csi_test_driver" group:"run" doc:"check-csi: test-driver definition of the CSI driver under test (empty: capilab's Cinder CSI definition)"`
 	LogFormat         string        `key:"log_format" group:"run" doc:"text or json"`
 	LogLevel          string        `key:"log_level" group:"run" doc:"debug, info, warn or error"`
 	WaitControllers   time.Duration `key:"wait_controllers" group:"run" doc:"bound on waiting for the management cluster's controllers to become Available"`

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -199,6 +200,21 @@ func (l *Loaded) validate() Problems {
 	}
 	if s.RemoteTimeout <= 0 {
 		add("remote_timeout", "must be longer than 0")
+	}
+	if s.CheckTimeout < 0 {
+		add("check_timeout", "must not be negative")
+	}
+	for key, re := range map[string]string{"e2e_focus": s.E2EFocus, "e2e_skip": s.E2ESkip} {
+		if _, err := regexp.Compile(re); err != nil {
+			add(key, "%q is not a regular expression: %v", re, err)
+		}
+	}
+	switch p := strings.ToLower(strings.TrimSpace(s.E2EParallel)); p {
+	case "", "true", "false", "yes", "no", "y", "n":
+	default:
+		if n, err := strconv.Atoi(p); err != nil || n < 0 || n > 64 {
+			add("e2e_parallel", "%q is not true, false or a process count 0-64", s.E2EParallel)
+		}
 	}
 
 	// Networks.
