@@ -35,6 +35,7 @@ const (
 	OutcomeTimeout     Outcome = "timeout"     // the run's time bound ran out before it finished
 	OutcomeInterrupted Outcome = "interrupted" // cancelled (Ctrl-C) before it finished
 	OutcomeError       Outcome = "error"       // the run itself broke (not a test verdict)
+	OutcomeListed      Outcome = "listed"      // a dry run: the selected tests were listed, none ran
 )
 
 // Case is one test.
@@ -188,7 +189,13 @@ func (r *Report) Bad() []Case {
 // otherwise (timeout, interrupt, error): passed only when no case failed or
 // errored and at least one test passed.
 func (r *Report) Decide() {
-	if r.Outcome == OutcomeTimeout || r.Outcome == OutcomeInterrupted || r.Outcome == OutcomeError {
+	switch r.Outcome {
+	case OutcomeTimeout, OutcomeInterrupted, OutcomeError:
+		return
+	case OutcomeListed:
+		if r.AllCounts().Bad() > 0 {
+			r.Outcome = OutcomeFailed
+		}
 		return
 	}
 	c, all := r.Counts(), r.AllCounts()
@@ -205,8 +212,9 @@ func (r *Report) Decide() {
 	}
 }
 
-// OK reports whether the run is a success.
-func (r *Report) OK() bool { return r.Outcome == OutcomePassed }
+// OK reports whether the run is a success: every selected test passed, or
+// a dry run listed them.
+func (r *Report) OK() bool { return r.Outcome == OutcomePassed || r.Outcome == OutcomeListed }
 
 // Property returns the value of a named property ("" when not set).
 func (r *Report) Property(name string) string {
@@ -235,6 +243,8 @@ func (r *Report) Summary() string {
 		} else {
 			fmt.Fprintf(&b, "FAILED: %s", r.Reason)
 		}
+	case OutcomeListed:
+		fmt.Fprintf(&b, "LISTED (dry run): %d tests selected, none run", c.Ran())
 	case OutcomeTimeout, OutcomeInterrupted:
 		word := "TIMEOUT"
 		if r.Outcome == OutcomeInterrupted {
@@ -249,7 +259,7 @@ func (r *Report) Summary() string {
 	default:
 		fmt.Fprintf(&b, "ERROR: %s", r.Reason)
 	}
-	if r.Outcome == OutcomePassed || r.Outcome == OutcomeFailed {
+	if r.Outcome == OutcomePassed || r.Outcome == OutcomeFailed || r.Outcome == OutcomeListed {
 		if c.Skipped > 0 {
 			fmt.Fprintf(&b, ", %d skipped", c.Skipped)
 		}

@@ -256,3 +256,15 @@ func TestWriteFilesAndJSON(t *testing.T) {
 		t.Errorf("rewrite: %v, %d artifacts", err, len(r.Artifacts))
 	}
 }
+
+func TestListed(t *testing.T) {
+	r := &Report{Name: "check csi (dry run)", Outcome: OutcomeListed, Duration: time.Minute,
+		Cases: []Case{{Name: "a", Status: Passed}, {Name: "b", Status: Passed}, {Name: "c", Status: Skipped}}}
+	r.Decide()
+	if r.Outcome != OutcomeListed || !r.OK() {
+		t.Errorf("outcome %s", r.Outcome)
+	}
+	if got := r.Summary(); got != "check csi (dry run): LISTED (dry run): 2 tests selected, none run, 1 skipped in 1m0s" {
+		t.Errorf("summary %q", got)
+	}
+}
