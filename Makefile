@@ -97,7 +97,7 @@ get-kubeconfig: bin/mage
 ssh: bin/mage
 	$(MAGE) mgmt:ssh
 
-## check: Run sonobuoy against CLUSTER in mode SONOMODE.
+## check: Run sonobuoy against CLUSTER (or KUBECONFIG) in mode SONOMODE; report under artifacts/check/.
 check: bin/mage
 	$(MAGE) check:run
 
@@ -113,7 +113,7 @@ check-conformance: bin/mage
 check-storage: bin/mage
 	$(MAGE) check:storage
 
-## check-csi: Run the CSI e2e tests (non-disruptive) against CLUSTER.
+## check-csi: Run the external storage e2e suite against the Cinder CSI driver of CLUSTER (non-disruptive).
 check-csi: bin/mage
 	$(MAGE) check:csi
 

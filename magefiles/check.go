@@ -8,10 +8,12 @@ import (
 	"github.com/magefile/mage/mg"
 )
 
-// Check runs sonobuoy conformance against a workload cluster.
+// Check runs Kubernetes e2e tests against a cluster through sonobuoy's Go
+// library (internal/conformance): CLUSTER's kubeconfig from the lab's state,
+// or KUBECONFIG; reports under artifacts/check/.
 type Check mg.Namespace
 
-// Run runs sonobuoy against CLUSTER in mode SONOMODE.
+// Run runs sonobuoy against CLUSTER (or KUBECONFIG) in mode SONOMODE.
 func (Check) Run(ctx context.Context) error { return run(ctx, "check:run") }
 
 // Quick runs the sonobuoy quick check against CLUSTER.
@@ -25,5 +27,5 @@ func (Check) Conformance(ctx context.Context) error {
 // Storage runs the non-disruptive storage e2e tests against CLUSTER.
 func (Check) Storage(ctx context.Context) error { return run(ctx, "check:storage") }
 
-// Csi runs the non-disruptive CSI e2e tests against CLUSTER.
+// Csi runs the external storage e2e suite against the Cinder CSI driver of CLUSTER (non-disruptive).
 func (Check) Csi(ctx context.Context) error { return run(ctx, "check:csi") }

@@ -2,14 +2,16 @@
 # scripts/e2e.sh — the e2e tier end to end on a fresh machine:
 #   1. a Docker engine (scripts/docker-engine.sh start: installs and starts one if needed)
 #   2. the kind node image (make kind-image: builds it, or finds it current in seconds)
-#   3. go test -tags e2e ./tests/e2e/... (1-node and 2-node kind clusters)
+#   3. go test -tags e2e ./tests/e2e/... (1-node and 2-node kind clusters; the
+#      check targets on an offline kind cluster: tests/e2e/conformance),
+#      one package at a time (two clusters' worth of memory at most)
 # and prints how long each phase took. Leaves the engine and the image in
 # place; the tests delete their clusters. Artifacts (test output, cluster
 # logs) go to $ARTIFACTS (default ./artifacts).
 #
 # Environment: KIND_NODE_IMAGE (node image; default: the KIND_NODE_IMAGE rule
 # of internal/kindimage — upstream when its registry resolves, else the local
-# build), E2E_TIMEOUT (go test -timeout, default 30m), E2E_RUN (go test -run).
+# build), E2E_TIMEOUT (go test -timeout per package, default 60m), E2E_RUN (go test -run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -61,7 +63,7 @@ phase_end
 
 phase_start "go test e2e"
 set +e
-go test -tags e2e -count=1 -v -timeout "${E2E_TIMEOUT:-30m}" ${E2E_RUN:+-run "$E2E_RUN"} ./tests/e2e/... 2>&1 |
+go test -tags e2e -count=1 -v -p 1 -timeout "${E2E_TIMEOUT:-60m}" ${E2E_RUN:+-run "$E2E_RUN"} ./tests/e2e/... 2>&1 |
 	tee "$ARTIFACTS/e2e/go-test.log"
 rc=${PIPESTATUS[0]}
 set -e

@@ -55,8 +55,9 @@ type Target struct {
 	NodeImages map[string]bool
 
 	rest      *rest.Config // with requestTimeout
-	restExec  *rest.Config // without: exec streams are bounded by the caller
+	restExec  *rest.Config // without: streams are bounded by the caller
 	clientset kubernetes.Interface
+	streams   kubernetes.Interface // for log streams (no request timeout)
 }
 
 // Connect loads a kubeconfig (a list of files, merged as kubectl merges
@@ -90,6 +91,9 @@ func Connect(ctx context.Context, name string, kubeconfig []string) (*Target, er
 	t.rest.Timeout = requestTimeout
 	t.rest.QPS, t.rest.Burst = 20, 40
 	t.clientset, err = kubernetes.NewForConfig(t.rest)
+	if err == nil {
+		t.streams, err = kubernetes.NewForConfig(t.restExec)
+	}
 	if err != nil {
 		return nil, inputErr("kubeconfig %s: %v", strings.Join(kubeconfig, ":"), err)
 	}

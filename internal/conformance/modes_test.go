@@ -1,6 +1,9 @@
 package conformance
 
 import (
+	"fmt"
+	"os"
+	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -105,5 +108,31 @@ func TestResolveOverrides(t *testing.T) {
 func TestCinderTestDriver(t *testing.T) {
 	if got := testDriverName(CinderTestDriver); got != "cinder.csi.openstack.org" {
 		t.Errorf("DriverInfo.Name = %q", got)
+	}
+}
+
+func TestProcessRuns(t *testing.T) {
+	self := os.Getpid()
+	start := processStart(self)
+	if start == "" {
+		t.Fatal("no start time for this process")
+	}
+	if !processRuns(fmt.Sprintf("%d:%s", self, start)) {
+		t.Error("this process does not run")
+	}
+	if processRuns(fmt.Sprintf("%d:%s0", self, start)) {
+		t.Error("a reused pid (other start time) counts as the same process")
+	}
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	if processRuns(fmt.Sprintf("%d:1", cmd.Process.Pid)) {
+		t.Error("an ended process runs")
+	}
+	for _, unknown := range []string{"", "x:1", "12", "12:"} {
+		if !processRuns(unknown) {
+			t.Errorf("%q: what cannot be told must count as running", unknown)
+		}
 	}
 }

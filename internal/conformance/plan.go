@@ -125,12 +125,16 @@ func (p Plan) Env() map[string]string {
 		"E2E_FOCUS": p.Selection.Focus,
 		"E2E_SKIP":  p.Selection.Skip,
 	}
+	// Verbose: Ginkgo then names each test as it starts and gives its
+	// verdict on a line of its own, which is what progress is read from.
+	ginkgoArgs := []string{"-v"}
 	if parallel, procs, _ := ParseParallel(p.Selection.Parallel); parallel {
 		env["E2E_PARALLEL"] = "true"
 		if procs > 0 {
-			env["E2E_EXTRA_GINKGO_ARGS"] = "--procs=" + strconv.Itoa(procs)
+			ginkgoArgs = append(ginkgoArgs, "--procs="+strconv.Itoa(procs))
 		}
 	}
+	env["E2E_EXTRA_GINKGO_ARGS"] = strings.Join(ginkgoArgs, " ")
 	if p.Provider != "" {
 		env["E2E_PROVIDER"] = p.Provider
 	}

@@ -123,7 +123,7 @@ func TestGenConfigCSI(t *testing.T) {
 		"mountPath: /tmp/sonobuoy/config",
 		"value: /tmp/sonobuoy/config/repo-list.yaml",
 		"value: openstack",
-		"value: --procs=4",
+		"value: -v --procs=4",
 		"External.Storage",
 	} {
 		if !strings.Contains(plugin, want) {
@@ -178,7 +178,7 @@ func TestParallel(t *testing.T) {
 		}
 	}
 	env := Plan{Selection: Selection{Parallel: "true"}}.Env()
-	if env["E2E_PARALLEL"] != "true" || env["E2E_EXTRA_GINKGO_ARGS"] != "" {
+	if env["E2E_PARALLEL"] != "true" || env["E2E_EXTRA_GINKGO_ARGS"] != "-v" {
 		t.Errorf("parallel=true env = %v", env)
 	}
 }

@@ -14,7 +14,6 @@ import (
 	"sync"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -34,6 +33,7 @@ const (
 	AnnotationHost    = "capilab.dev/check-host"    // host name alone
 	AnnotationStarted = "capilab.dev/check-started" // RFC 3339
 	AnnotationMode    = "capilab.dev/check-mode"
+	AnnotationProcess = "capilab.dev/check-process" // pid and start time of the run's process
 )
 
 // Files a run leaves in Options.Dir.
@@ -56,6 +56,8 @@ type Options struct {
 	LockDir string
 	// Host names this machine in the ownership marker (default os.Hostname).
 	Host string
+	// Namespace of sonobuoy's aggregator (default sonobuoy).
+	Namespace string
 	// Poll is how often the run's status is read (default 10s).
 	Poll time.Duration
 	// ProgressEvery is how often a progress line is logged when nothing
@@ -74,6 +76,9 @@ func (o *Options) defaults() {
 	if o.Host == "" {
 		o.Host, _ = os.Hostname()
 	}
+	if o.Namespace == "" {
+		o.Namespace = DefaultNamespace
+	}
 	if o.Poll <= 0 {
 		o.Poll = 10 * time.Second
 	}
@@ -90,14 +95,15 @@ func (o *Options) defaults() {
 
 // run is one run in progress.
 type run struct {
-	t     *Target
-	plan  Plan
-	opts  Options
-	log   *slog.Logger
-	sc    *client.SonobuoyClient
-	ns    string
-	start time.Time
-	rep   *report.Report
+	t      *Target
+	plan   Plan
+	opts   Options
+	log    *slog.Logger
+	sc     *client.SonobuoyClient
+	ns     string
+	start  time.Time
+	rep    *report.Report
+	follow *follower
 
 	mu       sync.Mutex
 	progress *report.Progress
@@ -106,52 +112,95 @@ type run struct {
 	pulls    map[string]string
 }
 
-// Run runs plan against the target and returns its report. The report is
-// nil only when nothing was started: the plan is invalid, another run is
-// active (*BusyError), or sonobuoy's objects could not be created. The
-// error is non-nil in those cases and when sonobuoy's objects could not
-// all be removed afterwards; the report's outcome stands on its own.
-//
-// The run's time bound is plan.Timeout. When it passes, or ctx ends
-// (Ctrl-C), the run still saves the plugin's log, retrieves what the
-// aggregator has (with retries), and removes sonobuoy's namespace, its
-// cluster-wide RBAC and the e2e namespaces created during the run.
-func (t *Target) Run(ctx context.Context, plan Plan, opts Options) (*report.Report, error) {
+// Session is a cluster reserved for one run at a time: this machine's lock
+// on the cluster is held and no sonobuoy run was active when it was taken.
+// Close releases it.
+type Session struct {
+	t     *Target
+	opts  Options
+	lock  *localLock
+	ns    string
+	owner string
+	proc  string
+	sc    *client.SonobuoyClient
+}
+
+// Reserve takes the cluster for one run: this machine's lock (a second run
+// from here is refused at once, with *BusyError), then sonobuoy's namespace
+// must not exist — one being deleted is waited for (bounded); one whose
+// aggregator was started by a process of this machine that no longer runs
+// is removed (it is provably ours and its run is over); any other is a
+// *BusyError saying who runs and since when.
+func (t *Target) Reserve(ctx context.Context, opts Options) (*Session, error) {
 	opts.defaults()
-	if opts.Dir == "" {
-		return nil, errors.New("conformance: Options.Dir is required")
-	}
-	gen, err := plan.GenConfig()
-	if err != nil {
-		return nil, fmt.Errorf("plan: %w", err)
-	}
-	r := &run{t: t, plan: plan, opts: opts, log: opts.Log, ns: gen.Config.Namespace, pulls: map[string]string{}}
+	s := &Session{t: t, opts: opts, ns: opts.Namespace}
+	pid, start := os.Getpid(), processStart(os.Getpid())
+	s.owner = fmt.Sprintf("%s pid %d", opts.Host, pid)
+	s.proc = fmt.Sprintf("%d:%s", pid, start)
 	helper, err := dynamic.NewAPIHelperFromRESTConfig(t.rest)
 	if err != nil {
 		return nil, fmt.Errorf("sonobuoy client: %w", err)
 	}
-	if r.sc, err = client.NewSonobuoyClient(t.rest, helper); err != nil {
+	if s.sc, err = client.NewSonobuoyClient(t.rest, helper); err != nil {
 		return nil, fmt.Errorf("sonobuoy client: %w", err)
+	}
+	if opts.LockDir != "" {
+		if s.lock, err = acquireLocal(opts.LockDir, t.Facts.Server, t.Name, s.owner); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.checkIdle(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close releases the reservation.
+func (s *Session) Close() {
+	if s != nil {
+		s.lock.release()
+	}
+}
+
+// Run reserves the cluster, runs plan and releases it (see Session.Run).
+func (t *Target) Run(ctx context.Context, plan Plan, opts Options) (*report.Report, error) {
+	s, err := t.Reserve(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	return s.Run(ctx, plan)
+}
+
+// Run runs plan on the reserved cluster and returns its report. The report
+// is nil only when nothing was started: the plan is invalid, or sonobuoy's
+// objects could not be created. The error is non-nil in those cases and
+// when sonobuoy's objects could not all be removed afterwards; the
+// report's outcome stands on its own.
+//
+// The run's time bound is plan.Timeout. When it passes, or ctx ends
+// (Ctrl-C), the run still keeps the plugin's log (followed while it runs),
+// retrieves what the aggregator has (with retries), and removes sonobuoy's
+// namespace, its cluster-wide RBAC and the e2e namespaces created during
+// the run.
+func (s *Session) Run(ctx context.Context, plan Plan) (*report.Report, error) {
+	opts, t := s.opts, s.t
+	if opts.Dir == "" {
+		return nil, errors.New("conformance: Options.Dir is required")
+	}
+	plan.Namespace = s.ns
+	gen, err := plan.GenConfig()
+	if err != nil {
+		return nil, fmt.Errorf("plan: %w", err)
 	}
 	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("run dir: %w", err)
 	}
-
-	owner := fmt.Sprintf("%s pid %d", opts.Host, os.Getpid())
-	var lock *localLock
-	if opts.LockDir != "" {
-		if lock, err = acquireLocal(opts.LockDir, t.Facts.Server, t.Name, owner); err != nil {
-			return nil, err
-		}
-		defer lock.release()
-	}
-	if err := r.checkIdle(ctx, lock != nil); err != nil {
-		return nil, err
-	}
-
+	r := &run{t: t, plan: plan, opts: opts, log: opts.Log, ns: s.ns, sc: s.sc, pulls: map[string]string{}}
 	r.start = time.Now()
 	gen.Config.CustomAnnotations = map[string]string{
-		AnnotationOwner: owner, AnnotationHost: opts.Host,
+		AnnotationOwner: s.owner, AnnotationHost: opts.Host, AnnotationProcess: s.proc,
 		AnnotationStarted: r.start.UTC().Format(time.RFC3339), AnnotationMode: string(plan.Mode),
 	}
 	manifest, err := r.sc.GenerateManifest(gen)
@@ -165,17 +214,19 @@ func (t *Target) Run(ctx context.Context, plan Plan, opts Options) (*report.Repo
 	if plan.DryRun {
 		name += " (dry run)"
 	}
-	r.rep = &report.Report{Name: name, Started: r.start, Cluster: &t.Facts}
+	r.rep = &report.Report{Name: name, Started: r.start, Timeout: plan.Timeout, Cluster: &t.Facts}
 	for _, p := range plan.Properties() {
 		r.rep.Properties = append(r.rep.Properties, report.Property{Name: p[0], Value: p[1]})
 	}
 	r.log.Info("starting sonobuoy", "mode", plan.Mode, "cluster", t.Name, "version", t.Facts.Version, "nodes", len(t.Facts.Nodes),
 		"focus", plan.Selection.Focus, "skip", plan.Selection.Skip, "timeout", plan.Timeout)
 	if err := r.sc.RunManifest(&client.RunConfig{GenConfig: *gen}, manifest); err != nil {
-		cerr := r.cleanup(ctx, r.start)
+		cerr := cleanup(ctx, r.log, t, r.sc, r.ns, r.start, opts.CleanupTimeout)
 		return nil, errors.Join(fmt.Errorf("start sonobuoy: %w", err), cerr)
 	}
 
+	logs := newFollower(t, r.ns, opts.Dir, r.log)
+	r.follow = logs
 	waitErr := r.watch(ctx)
 	switch {
 	case waitErr == nil:
@@ -195,15 +246,15 @@ func (t *Target) Run(ctx context.Context, plan Plan, opts Options) (*report.Repo
 
 	// Everything from here on runs even when ctx has ended.
 	after := context.WithoutCancel(ctx)
-	r.savePluginLogs(after)
+	r.rep.Artifacts = append(r.rep.Artifacts, logs.stop()...)
 	r.collect(after, waitErr == nil)
-	cleanupErr := r.cleanup(after, r.start)
+	cleanupErr := cleanup(after, r.log, t, r.sc, r.ns, r.start, opts.CleanupTimeout)
 	if cleanupErr != nil {
 		r.rep.Notes = append(r.rep.Notes, "cleanup: "+cleanupErr.Error())
 	}
 	r.mu.Lock()
-	if r.progress != nil {
-		p := *r.progress
+	if r.progress != nil && r.rep.Outcome != "" {
+		p := *r.progress // what is known of a run cut short
 		r.rep.Progress = &p
 	}
 	for img, where := range r.pulls {
@@ -220,53 +271,88 @@ func (t *Target) Run(ctx context.Context, plan Plan, opts Options) (*report.Repo
 }
 
 // checkIdle refuses a run while sonobuoy's namespace exists. A namespace
-// being deleted is waited for; one left by an earlier run of this machine
-// (its aggregator carries this host's marker, and this process holds the
-// machine's lock for the cluster, so that run has ended) is removed.
-func (r *run) checkIdle(ctx context.Context, holdLock bool) error {
-	cs := r.t.clientset
-	ns, err := cs.CoreV1().Namespaces().Get(ctx, r.ns, metav1.GetOptions{})
+// being deleted is waited for; one whose aggregator was started by a
+// process of this machine that no longer runs is removed.
+func (s *Session) checkIdle(ctx context.Context) error {
+	cs := s.t.clientset
+	ns, err := cs.CoreV1().Namespaces().Get(ctx, s.ns, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("read namespace %s: %w", r.ns, err)
+		return fmt.Errorf("read namespace %s: %w", s.ns, err)
 	}
 	if ns.DeletionTimestamp == nil {
-		pods, err := cs.CoreV1().Pods(r.ns).List(ctx, metav1.ListOptions{LabelSelector: "sonobuoy-component=aggregator"})
+		pods, err := cs.CoreV1().Pods(s.ns).List(ctx, metav1.ListOptions{LabelSelector: "sonobuoy-component=aggregator"})
 		if err != nil {
-			return fmt.Errorf("read aggregator of namespace %s: %w", r.ns, err)
+			return fmt.Errorf("read aggregator of namespace %s: %w", s.ns, err)
 		}
-		var host, owner, started string
+		var a map[string]string
 		if len(pods.Items) > 0 {
-			a := pods.Items[0].Annotations
-			host, owner, started = a[AnnotationHost], a[AnnotationOwner], a[AnnotationStarted]
+			a = pods.Items[0].Annotations
 		}
-		if !holdLock || host == "" || host != r.opts.Host {
+		host, owner, started := a[AnnotationHost], a[AnnotationOwner], a[AnnotationStarted]
+		if host == "" || host != s.opts.Host || processRuns(a[AnnotationProcess]) {
 			who := "not started by capilab"
 			if owner != "" {
 				who = "started by capilab on " + owner + " at " + started
 			}
 			return &BusyError{Msg: fmt.Sprintf("a sonobuoy run is active on cluster %s: namespace %s exists since %s (%s); wait for it to finish, or delete the namespace if that run is gone",
-				r.t.Name, r.ns, ns.CreationTimestamp.UTC().Format(time.RFC3339), who)}
+				s.t.Name, s.ns, ns.CreationTimestamp.UTC().Format(time.RFC3339), who)}
 		}
-		r.log.Warn("removing what an earlier, interrupted run of this machine left", "namespace", r.ns, "owner", owner, "started", started)
+		s.opts.Log.Warn("removing what an earlier run of this machine left: its process no longer runs", "namespace", s.ns, "owner", owner, "started", started)
 		since := ns.CreationTimestamp.Time
 		if t, err := time.Parse(time.RFC3339, started); err == nil {
 			since = t
 		}
-		return r.cleanup(ctx, since)
+		return cleanup(ctx, s.opts.Log, s.t, s.sc, s.ns, since, s.opts.CleanupTimeout)
 	}
-	return wait.For(ctx, r.log, wait.Spec{
-		What:    fmt.Sprintf("namespace %s of an earlier run to be deleted", r.ns),
-		Timeout: r.opts.CleanupTimeout, Interval: 5 * time.Second,
+	return wait.For(ctx, s.opts.Log, wait.Spec{
+		What:    fmt.Sprintf("namespace %s of an earlier run to be deleted", s.ns),
+		Timeout: s.opts.CleanupTimeout, Interval: 5 * time.Second,
 	}, func(ctx context.Context) (bool, string, error) {
-		_, err := cs.CoreV1().Namespaces().Get(ctx, r.ns, metav1.GetOptions{})
+		_, err := cs.CoreV1().Namespaces().Get(ctx, s.ns, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			return true, "", nil
 		}
 		return false, "terminating", err
 	})
+}
+
+// processStart is a process's start time in clock ticks since boot (field
+// 22 of /proc/<pid>/stat): with the pid it names one process, even after
+// the pid is reused. "" when it cannot be read.
+func processStart(pid int) string {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	// the command name (field 2) may hold spaces; count from its closing parenthesis
+	s := string(data)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 {
+		if f := strings.Fields(s[i+1:]); len(f) > 19 {
+			return f[19]
+		}
+	}
+	return ""
+}
+
+// processRuns reports whether the process "<pid>:<start>" still runs on
+// this machine. Anything it cannot tell counts as running: only a run
+// that provably ended is cleaned up after.
+func processRuns(proc string) bool {
+	pidText, start, ok := strings.Cut(proc, ":")
+	pid, err := strconv.Atoi(pidText)
+	if !ok || err != nil || start == "" {
+		return true
+	}
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); errors.Is(err, os.ErrNotExist) {
+		return false
+	} else if err != nil {
+		return true
+	}
+	now := processStart(pid)
+	return now == "" || now == start
 }
 
 // watch waits, bounded by the plan's timeout, for the aggregator to report
@@ -285,6 +371,7 @@ func (r *run) watch(ctx context.Context) error {
 		if err := r.checkPods(ctx); err != nil {
 			return false, "", err
 		}
+		r.follow.poll(ctx)
 		st, pod, err := r.sc.GetStatusPod(&client.StatusConfig{Namespace: r.ns})
 		line, done := "", false
 		switch {
@@ -326,17 +413,22 @@ func (r *run) digest(st *aggregation.Status) (line string, done bool) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if p := ps.Progress; p != nil && (p.Total > 0 || p.Completed > 0 || len(p.Failures) > 0) {
-		prog := &report.Progress{Total: int(p.Total), Completed: int(p.Completed), Failed: len(p.Failures), Failures: slices.Clone(p.Failures)}
-		for _, f := range p.Failures {
+	var prog *report.Progress
+	if p, ok := r.follow.progress.snapshot(); ok {
+		prog = &p
+	} else if p := ps.Progress; p != nil && (p.Total > 0 || p.Completed > 0 || len(p.Failures) > 0) {
+		prog = &report.Progress{Total: int(p.Total), Completed: int(p.Completed), Failed: len(p.Failures), Failures: slices.Clone(p.Failures)}
+	}
+	if prog != nil {
+		for _, f := range prog.Failures {
 			if !slices.Contains(r.failures, f) {
 				r.failures = append(r.failures, f)
 				r.log.Warn("FAILED: "+f, "failed so far", len(r.failures))
 			}
 		}
 		r.progress = prog
-		fmt.Fprintf(&b, ", %d/%d tests done, %d failed so far", prog.Done(), prog.Total, prog.Failed)
-	} else if r.progress != nil {
+	}
+	if r.progress != nil && ps.Status == "running" {
 		fmt.Fprintf(&b, ", %d/%d tests done, %d failed so far", r.progress.Done(), r.progress.Total, r.progress.Failed)
 	}
 	if st.Status != aggregation.RunningStatus {
@@ -381,45 +473,6 @@ func (r *run) checkPods(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// savePluginLogs writes the e2e plugin pod's container logs into the run's
-// directory: when a run is cut short they are the only record of it.
-func (r *run) savePluginLogs(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	pods, err := r.t.clientset.CoreV1().Pods(r.ns).List(ctx, metav1.ListOptions{LabelSelector: "sonobuoy-plugin=" + pluginName})
-	if err != nil || len(pods.Items) == 0 {
-		r.log.Warn("no e2e plugin pod to read logs from", "err", err)
-		return
-	}
-	pod := pods.Items[0]
-	for _, c := range pod.Spec.Containers {
-		file := WorkerLog
-		if c.Name == pluginName {
-			file = PluginLog
-		}
-		limit := int64(64 << 20)
-		rc, err := r.t.clientset.CoreV1().Pods(r.ns).GetLogs(pod.Name, &corev1.PodLogOptions{Container: c.Name, LimitBytes: &limit}).Stream(ctx)
-		if err != nil {
-			r.log.Warn("read plugin log", "container", c.Name, "err", err)
-			continue
-		}
-		path := filepath.Join(r.opts.Dir, file)
-		f, err := os.Create(path)
-		if err == nil {
-			_, err = io.Copy(f, rc)
-			if cerr := f.Close(); err == nil {
-				err = cerr
-			}
-		}
-		rc.Close()
-		if err != nil {
-			r.log.Warn("save plugin log", "container", c.Name, "err", err)
-			continue
-		}
-		r.rep.Artifacts = append(r.rep.Artifacts, report.Artifact{Name: "log of the " + c.Name + " container", Path: path})
-	}
 }
 
 // collect retrieves the aggregator's results (with retries, bounded) and
@@ -479,7 +532,7 @@ func (r *run) collect(ctx context.Context, complete bool) {
 	r.rep.Properties = append(r.rep.Properties, report.Property{Name: "sonobuoy counts",
 		Value: fmt.Sprintf("total %d, passed %d, failed %d, skipped %d (plugin %s)", res.Sonobuoy.Total, res.Sonobuoy.Passed, res.Sonobuoy.Failed, res.Sonobuoy.Skipped, res.PluginStatus)})
 	all := r.rep.AllCounts()
-	if res.Sonobuoy.Total > 0 && (all.Total != res.Sonobuoy.Total || all.Passed != res.Sonobuoy.Passed || all.Bad() != res.Sonobuoy.Failed) {
+	if res.HasJUnit && res.Sonobuoy.Total > 0 && (all.Total != res.Sonobuoy.Total || all.Passed != res.Sonobuoy.Passed || all.Bad() != res.Sonobuoy.Failed) {
 		r.rep.Notes = append(r.rep.Notes, fmt.Sprintf("the JUnit (%d cases) and sonobuoy's result tree (%d items) disagree", all.Total, res.Sonobuoy.Total))
 	}
 	if !res.HasJUnit && r.rep.Outcome == "" {
@@ -503,6 +556,11 @@ func (r *run) retrieve(ctx context.Context) ([]string, error) {
 	for attempt := 1; ; attempt++ {
 		os.RemoveAll(dest)
 		files, err := r.retrieveOnce(ctx, dest)
+		if err != nil && strings.Contains(err.Error(), "no valid entries in result") && !r.resultsPending() {
+			// the aggregator's results directory is empty and nothing will
+			// be written to it: a run cut short before its plugin finished
+			return nil, nil
+		}
 		if err == nil {
 			if attempt > 1 {
 				r.rep.Notes = append(r.rep.Notes, fmt.Sprintf("results retrieved at attempt %d (earlier: %v)", attempt, lastErr))
@@ -516,6 +574,14 @@ func (r *run) retrieve(ctx context.Context) ([]string, error) {
 			return nil, fmt.Errorf("gave up after %d attempts within %s: %w", attempt, r.opts.RetrieveTimeout, lastErr)
 		}
 	}
+}
+
+// resultsPending reports whether the aggregator is writing or has written
+// its results (post-processing or complete), so an empty read is worth
+// retrying.
+func (r *run) resultsPending() bool {
+	st, err := r.sc.GetStatus(&client.StatusConfig{Namespace: r.ns})
+	return err != nil || st.Status == aggregation.PostProcessingStatus || st.Status == aggregation.CompleteStatus
 }
 
 func (r *run) retrieveOnce(ctx context.Context, dest string) ([]string, error) {
@@ -549,17 +615,17 @@ func (r *run) retrieveOnce(ctx context.Context, dest string) ([]string, error) {
 }
 
 // cleanup removes what a run put into the cluster: sonobuoy's namespace
-// (with the plugin's pods, config maps and service account), the
+// ns (with the plugin's pods, config maps and service account), the
 // cluster-wide RBAC sonobuoy labels with that namespace, and the e2e
 // framework's namespaces created since the run started (start). It waits,
 // bounded, until they are gone.
-func (r *run) cleanup(ctx context.Context, start time.Time) error {
-	ctx, cancel := context.WithTimeout(ctx, r.opts.CleanupTimeout)
+func cleanup(ctx context.Context, log *slog.Logger, t *Target, sc *client.SonobuoyClient, ns string, start time.Time, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	if err := r.sc.Delete(&client.DeleteConfig{Namespace: r.ns, EnableRBAC: true}); err != nil {
-		r.log.Warn("sonobuoy delete reported an error; checking what is left", "err", err)
+	if err := sc.Delete(&client.DeleteConfig{Namespace: ns, EnableRBAC: true}); err != nil {
+		log.Warn("sonobuoy delete reported an error; checking what is left", "err", err)
 	}
-	cs := r.t.clientset
+	cs := t.clientset
 	e2eNamespaces := func(ctx context.Context) ([]string, error) {
 		list, err := cs.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: "e2e-framework,e2e-run"})
 		if err != nil {
@@ -580,14 +646,14 @@ func (r *run) cleanup(ctx context.Context, start time.Time) error {
 		}
 		return out, nil
 	}
-	selector := "component=sonobuoy,namespace=" + r.ns
-	err := wait.For(ctx, r.log, wait.Spec{
-		What:    fmt.Sprintf("sonobuoy's namespace %s, its cluster roles and bindings and this run's e2e namespaces to be deleted", r.ns),
-		Timeout: r.opts.CleanupTimeout, Interval: 5 * time.Second, ReportEvery: 30 * time.Second,
+	selector := "component=sonobuoy,namespace=" + ns
+	err := wait.For(ctx, log, wait.Spec{
+		What:    fmt.Sprintf("sonobuoy's namespace %s, its cluster roles and bindings and this run's e2e namespaces to be deleted", ns),
+		Timeout: timeout, Interval: 5 * time.Second, ReportEvery: 30 * time.Second,
 	}, func(ctx context.Context) (bool, string, error) {
 		var left []string
-		if _, err := cs.CoreV1().Namespaces().Get(ctx, r.ns, metav1.GetOptions{}); err == nil {
-			left = append(left, "namespace "+r.ns)
+		if _, err := cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); err == nil {
+			left = append(left, "namespace "+ns)
 		} else if !apierrors.IsNotFound(err) {
 			return false, "", nil
 		}
@@ -620,9 +686,9 @@ func (r *run) cleanup(ctx context.Context, start time.Time) error {
 		return false, strconv.Itoa(len(left)) + " left: " + strings.Join(left, ", "), nil
 	})
 	if err != nil {
-		return fmt.Errorf("removing sonobuoy from cluster %s: %w", r.t.Name, err)
+		return fmt.Errorf("removing sonobuoy from cluster %s: %w", t.Name, err)
 	}
-	r.log.Info("sonobuoy removed from the cluster", "namespace", r.ns)
+	log.Info("sonobuoy removed from the cluster", "namespace", ns)
 	return nil
 }
 

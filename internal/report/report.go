@@ -88,7 +88,7 @@ type Property struct {
 // that was cut short.
 type Progress struct {
 	Total     int      `json:"total"`     // tests selected
-	Completed int      `json:"completed"` // tests that passed so far
+	Completed int      `json:"completed"` // tests that ended without failing so far
 	Failed    int      `json:"failed"`    // tests that failed so far
 	Failures  []string `json:"failures,omitempty"`
 }
@@ -108,7 +108,9 @@ type Report struct {
 	Name     string        `json:"name"`
 	Started  time.Time     `json:"started"`
 	Duration time.Duration `json:"duration_ns"`
-	Outcome  Outcome       `json:"outcome"`
+	// Timeout is the run's bound, when it had one.
+	Timeout time.Duration `json:"timeout_ns,omitempty"`
+	Outcome Outcome       `json:"outcome"`
 	// Reason explains an outcome the cases do not (a timeout, an error, no
 	// test ran); empty when the cases say it all.
 	Reason     string     `json:"reason,omitempty"`
@@ -251,6 +253,9 @@ func (r *Report) Summary() string {
 			word = "INTERRUPTED"
 		}
 		fmt.Fprintf(&b, "%s after %s", word, d)
+		if r.Outcome == OutcomeTimeout && r.Timeout > 0 {
+			fmt.Fprintf(&b, " (bound %s)", round(r.Timeout))
+		}
 		if p := r.Progress; p != nil && p.Total > 0 {
 			fmt.Fprintf(&b, ": %d of %d tests done, %d failed so far", p.Done(), p.Total, p.Failed)
 		} else if c.Total > 0 {

@@ -79,8 +79,8 @@ func TestSummaryLastLine(t *testing.T) {
 	if got := r.Summary(); got != "check focus: FAILED: 1 test failed (1 passed), 2 skipped in 5m3s" {
 		t.Errorf("failed: %q", got)
 	}
-	r.Outcome, r.Progress = OutcomeTimeout, &Progress{Total: 12, Completed: 5, Failed: 1}
-	if got := r.Summary(); got != "check focus: TIMEOUT after 5m3s: 6 of 12 tests done, 1 failed so far" {
+	r.Outcome, r.Progress, r.Timeout = OutcomeTimeout, &Progress{Total: 12, Completed: 5, Failed: 1}, 5*time.Minute
+	if got := r.Summary(); got != "check focus: TIMEOUT after 5m3s (bound 5m0s): 6 of 12 tests done, 1 failed so far" {
 		t.Errorf("timeout: %q", got)
 	}
 	r.Outcome = OutcomeInterrupted
