@@ -244,8 +244,12 @@ func (s *Session) Run(ctx context.Context, plan Plan) (*report.Report, error) {
 		r.log.Warn("run cut short: saving what exists, then removing sonobuoy", "outcome", r.rep.Outcome, "reason", r.rep.Reason)
 	}
 
-	// Everything from here on runs even when ctx has ended.
+	// Everything from here on runs even when ctx has ended; an interrupted
+	// run keeps its retrieval short (the one who pressed Ctrl-C waits).
 	after := context.WithoutCancel(ctx)
+	if r.rep.Outcome == report.OutcomeInterrupted {
+		r.opts.RetrieveTimeout = min(r.opts.RetrieveTimeout, time.Minute)
+	}
 	r.rep.Artifacts = append(r.rep.Artifacts, logs.stop()...)
 	r.collect(after, waitErr == nil)
 	cleanupErr := cleanup(after, r.log, t, r.sc, r.ns, r.start, opts.CleanupTimeout)

@@ -20,7 +20,6 @@ import (
 	"github.com/capilab/capilab/internal/conformance/imagebuild"
 	"github.com/capilab/capilab/internal/kindcluster"
 	"github.com/capilab/capilab/internal/kindimage"
-	"github.com/capilab/capilab/internal/modbuild"
 	"github.com/capilab/capilab/internal/report"
 )
 
@@ -53,18 +52,64 @@ func badInput(format string, args ...any) error {
 // Check runs a conformance mode against CLUSTER's kubeconfig (or
 // KUBECONFIG), writes the report (junit.xml, summary.md, report.html,
 // report.json, the results tarball) under artifacts/check/, and fails
-// unless every selected test passed and at least one ran. Bad input —
-// unknown mode, no kubeconfig, a cluster that does not answer or refuses
-// the credentials — exits 2 before anything is started.
+// unless every selected test passed and at least one ran (exit 1). Bad
+// input — unknown mode, no kubeconfig, a cluster that does not answer or
+// refuses the credentials — exits 2 before anything is started; a cluster
+// another check runs against exits 4 (ExitBusy), nothing started.
 func (r *Run) Check(ctx context.Context, modeName string) error {
-	s := r.Settings
-	mode, err := conformance.ParseMode(modeName)
-	if err != nil {
-		return badInput("%v", err)
-	}
 	paths, name, err := r.checkKubeconfig()
 	if err != nil {
 		return err
+	}
+	rep, files, err := r.runCheck(ctx, modeName, paths, name, "")
+	if rep == nil {
+		return err
+	}
+	for _, c := range rep.Bad() {
+		fmt.Fprintf(r.Stdout, "FAILED: %s\n", c.Name)
+	}
+	fmt.Fprintf(r.Stdout, "report: %s\njunit: %s\nsummary: %s\njson: %s\n", files.HTML, files.JUnit, files.Markdown, files.JSON)
+	if err != nil {
+		return &ExitError{Code: ExitFailure, Err: fmt.Errorf("%s; and %w", rep.Summary(), err)}
+	}
+	if !rep.OK() {
+		return &ExitError{Code: ExitFailure, Err: errors.New(rep.Summary())}
+	}
+	fmt.Fprintln(r.Stdout, rep.Summary())
+	return nil
+}
+
+// CheckCluster runs the check of mode against one cluster's kubeconfig,
+// writing its files into dir: what the nightly run calls for each of its
+// clusters. The report is nil when nothing was started (the error says
+// why: bad input is an *ExitError with ExitBadInput, a cluster busy with
+// another run one with ExitBusy); a report with an error means the run
+// happened but sonobuoy could not be removed completely.
+func (r *Run) CheckCluster(ctx context.Context, mode, kubeconfig, name, dir string) (*report.Report, error) {
+	rep, _, err := r.runCheck(ctx, mode, filepath.SplitList(kubeconfig), name, dir)
+	return rep, err
+}
+
+// checkTimeout bounds the check of the nightly run: CHECK_TIMEOUT, else
+// the default of SONOMODE's mode.
+func (r *Run) checkTimeout() time.Duration {
+	if t := r.Settings.CheckTimeout; t > 0 {
+		return t
+	}
+	if m, err := conformance.ParseMode(r.Settings.Sonomode); err == nil {
+		return m.DefaultTimeout()
+	}
+	return conformance.ModeConformance.DefaultTimeout()
+}
+
+// runCheck is one check: the plan from the settings, the cluster reached
+// and reserved, its images made available, the run, the report written
+// into dir ("": artifacts/check/<cluster>-<mode>-<time>).
+func (r *Run) runCheck(ctx context.Context, modeName string, paths []string, name, dir string) (*report.Report, report.Files, error) {
+	s := r.Settings
+	mode, err := conformance.ParseMode(modeName)
+	if err != nil {
+		return nil, report.Files{}, badInput("%v", err)
 	}
 	plan := conformance.Plan{
 		Mode:            mode,
@@ -79,28 +124,28 @@ func (r *Run) Check(ctx context.Context, modeName string) error {
 	}
 	if mode.NeedsTestDriver() {
 		if plan.TestDriver, err = r.readInput(s.CSITestDriver, "csi_test_driver", conformance.CinderTestDriver); err != nil {
-			return err
+			return nil, report.Files{}, err
 		}
 	}
 	if s.E2ERepoConfig != "" {
 		if plan.RepoList, err = r.readInput(s.E2ERepoConfig, "e2e_repo_config", nil); err != nil {
-			return err
+			return nil, report.Files{}, err
 		}
 	}
 	// the version is the cluster's: validate the rest now, before connecting
 	probe := plan
 	probe.KubeVersion = "v0.0.0"
 	if err := probe.Validate(); err != nil {
-		return badInput("check %s: %v", mode, err)
+		return nil, report.Files{}, badInput("check %s: %v", mode, err)
 	}
 
 	quietSonobuoyLibrary(r.Log)
 	target, err := conformance.Connect(ctx, name, paths)
 	if err != nil {
 		if conformance.IsInputError(err) {
-			return &ExitError{Code: ExitBadInput, Err: err}
+			return nil, report.Files{}, &ExitError{Code: ExitBadInput, Err: err}
 		}
-		return err
+		return nil, report.Files{}, err
 	}
 	plan.KubeVersion = target.Facts.Version
 	if target.Facts.Provider == "openstack" {
@@ -109,40 +154,31 @@ func (r *Run) Check(ctx context.Context, modeName string) error {
 	r.Log.Info("cluster", "name", target.Name, "server", target.Facts.Server, "version", target.Facts.Version,
 		"nodes", len(target.Facts.Nodes), "provider", target.Facts.Provider, "kind", target.KindCluster)
 
-	dir := filepath.Join(r.Path(s.ArtifactsDir), "check", fmt.Sprintf("%s-%s-%s", safeName(target.Name), mode, time.Now().UTC().Format("20060102-150405")))
+	if dir == "" {
+		dir = filepath.Join(r.Path(s.ArtifactsDir), "check", fmt.Sprintf("%s-%s-%s", safeName(target.Name), mode, time.Now().UTC().Format("20060102-150405")))
+	}
 	session, err := target.Reserve(ctx, conformance.Options{Log: r.Log, Dir: dir, LockDir: filepath.Join(string(r.State()), "locks")})
 	if err != nil {
 		if conformance.IsBusy(err) {
-			return &ExitError{Code: ExitFailure, Err: err}
+			return nil, report.Files{}, &ExitError{Code: ExitBusy, Err: err}
 		}
-		return err
+		return nil, report.Files{}, err
 	}
 	defer session.Close()
 	notes, err := r.checkImages(ctx, target, &plan)
 	if err != nil {
-		return err
+		return nil, report.Files{}, err
 	}
 	rep, runErr := session.Run(ctx, plan)
 	if rep == nil {
-		return runErr
+		return nil, report.Files{}, runErr
 	}
 	rep.Notes = append(rep.Notes, notes...)
 	files, err := report.WriteFiles(dir, rep)
 	if err != nil {
-		return errors.Join(err, runErr)
+		return rep, files, errors.Join(err, runErr)
 	}
-	for _, c := range rep.Bad() {
-		fmt.Fprintf(r.Stdout, "FAILED: %s\n", c.Name)
-	}
-	fmt.Fprintf(r.Stdout, "report: %s\njunit: %s\nsummary: %s\njson: %s\n", files.HTML, files.JUnit, files.Markdown, files.JSON)
-	if runErr != nil {
-		return &ExitError{Code: ExitFailure, Err: fmt.Errorf("%s; and %w", rep.Summary(), runErr)}
-	}
-	if !rep.OK() && rep.Outcome != "" {
-		return &ExitError{Code: ExitFailure, Err: errors.New(rep.Summary())}
-	}
-	fmt.Fprintln(r.Stdout, rep.Summary())
-	return nil
+	return rep, files, runErr
 }
 
 // checkKubeconfig is KUBECONFIG (a list, merged), else the kubeconfig the
@@ -221,10 +257,11 @@ func (r *Run) checkImages(ctx context.Context, target *conformance.Target, plan 
 	r.Log.Info("no registry: making the images here (cached by content) and loading what the kind nodes lack", "registry", host, "kind", target.KindCluster)
 
 	env := r.buildEnv()
-	cache := filepath.Join(envHome(env), ".cache", "capilab")
+	mod := r.Builder()
+	mod.Env = env
 	b := &imagebuild.Builder{
-		Mod:         &modbuild.Builder{CacheDir: filepath.Join(cache, "modbuild"), RepoRoot: r.Dir, Env: env, Log: r.Log},
-		DebianSuite: r.Loaded.Versions.KindNode.DebianSuite, CacheDir: filepath.Join(cache, "conformance"), Env: env, Log: r.Log,
+		Mod:         mod,
+		DebianSuite: r.Loaded.Versions.KindNode.DebianSuite, CacheDir: filepath.Join(r.CacheDir(), "conformance"), Env: env, Log: r.Log,
 	}
 	start := time.Now()
 	sono, err := b.Sonobuoy(ctx, r.Loaded.Versions.Sonobuoy.Version)
@@ -346,19 +383,6 @@ func missingOnNodes(ctx context.Context, mgr *kindcluster.Manager, cluster strin
 	return out, nil
 }
 
-func envHome(env []string) string {
-	home := ""
-	for _, kv := range env {
-		if v, ok := strings.CutPrefix(kv, "HOME="); ok {
-			home = v
-		}
-	}
-	if home == "" {
-		home = "/root"
-	}
-	return home
-}
-
 // buildEnv is the environment of image builds: the process's, with a PATH
 // that reaches the Go toolchain running this program and the system tools.
 func (r *Run) buildEnv() []string {
@@ -383,12 +407,15 @@ func (r *Run) buildEnv() []string {
 
 // quietSonobuoyLibrary sends the sonobuoy library's logrus output to the
 // run's log at debug level. Its level must stay at info or below: the
-// library passes it to the aggregator, which refuses "warning".
+// library passes it to the aggregator, which refuses "warning". The hooks
+// are replaced as a whole, so checks of several clusters at once (the
+// nightly run) leave one hook, not one each.
 func quietSonobuoyLibrary(log *slog.Logger) {
 	logrus.SetOutput(io.Discard)
 	logrus.SetLevel(logrus.InfoLevel)
-	logrus.StandardLogger().ReplaceHooks(logrus.LevelHooks{})
-	logrus.AddHook(slogHook{log: log})
+	hooks := logrus.LevelHooks{}
+	hooks.Add(slogHook{log: log})
+	logrus.StandardLogger().ReplaceHooks(hooks)
 }
 
 type slogHook struct{ log *slog.Logger }

@@ -118,6 +118,11 @@ func StopGrace(target string, normal time.Duration) time.Duration {
 	if target == "nightly:run" {
 		return 60 * time.Minute
 	}
+	if strings.HasPrefix(target, "check:") {
+		// an interrupted check still removes sonobuoy from the cluster
+		// (bounded by conformance's cleanup bound) after a short retrieval
+		return 12 * time.Minute
+	}
 	return normal
 }
 
