@@ -19,8 +19,9 @@ import (
 	"github.com/capilab/capilab/internal/lab"
 )
 
-// stopGrace bounds how long a target may take to stop after SIGTERM or
-// SIGHUP (it stops starting work at once; this bounds what is in flight).
+// stopGrace bounds how long a target may take to stop after SIGINT,
+// SIGTERM or SIGHUP (it stops starting work at once; this bounds what is
+// in flight).
 const stopGrace = 20 * time.Second
 
 // run executes the named target body (internal/lab.Targets) with this
@@ -29,23 +30,39 @@ const stopGrace = 20 * time.Second
 // after writing its error once, in the log format (Mage's own error line
 // would be plain text and every code but Mage's known ones would be lost).
 //
-// SIGTERM and SIGHUP (a CI runner cancelling the job, or the parent-death
-// signal the bootstrap asks for) are an interrupt, like Ctrl-C: the
-// target's context is cancelled; if it has not returned within stopGrace
-// the process exits anyway.
+// SIGINT (Ctrl-C), SIGTERM and SIGHUP (a CI runner cancelling the job, or
+// the parent-death signal the bootstrap asks for) are an interrupt: the
+// target's context is cancelled; if it has not returned within its grace
+// (lab.StopGrace) the process exits anyway. Mage's generated main also
+// cancels on SIGINT but then exits 5 s later whatever the target still
+// does (removing what it made), so the targets take SIGINT over from it.
 func run(ctx context.Context, name string) error {
 	target, ok := lab.Targets()[name]
 	if !ok {
 		return fmt.Errorf("%s: no such target in internal/lab", name)
 	}
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGHUP)
-	defer stop()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	sigs := make(chan os.Signal, 2)
+	takeSignals := func() {
+		signal.Ignore(syscall.SIGINT) // drops Mage's SIGINT handler
+		signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	}
+	takeSignals()
+	// Mage installs its handler right after starting this target's
+	// goroutine, almost always before it gets here; once more a moment
+	// later in case it came after.
+	retake := time.AfterFunc(time.Second, takeSignals)
+	defer retake.Stop()
+	defer signal.Stop(sigs)
 	done := make(chan struct{})
-	defer close(done) // runs before stop(): a normal return is no signal
+	defer close(done) // runs before signal.Stop: a normal return is no signal
 	go func() {
 		select {
 		case <-done:
 			return
+		case sig := <-sigs:
+			cancel(fmt.Errorf("%s received: %w", signalNames[sig], context.Canceled))
 		case <-ctx.Done():
 		}
 		grace := lab.StopGrace(name, stopGrace)
@@ -66,6 +83,8 @@ func run(ctx context.Context, name string) error {
 	}
 	return nil
 }
+
+var signalNames = map[os.Signal]string{syscall.SIGINT: "SIGINT (Ctrl-C)", syscall.SIGTERM: "SIGTERM", syscall.SIGHUP: "SIGHUP"}
 
 // notImplemented is what a target returns until its issue lands: a loud
 // failure with a non-zero exit, never a fake success.
