@@ -4,12 +4,14 @@ package conformance_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -21,6 +23,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/capilab/capilab/internal/conformance"
+	"github.com/capilab/capilab/internal/lab"
 	"github.com/capilab/capilab/internal/report"
 	"github.com/capilab/capilab/internal/wait"
 )
@@ -123,7 +126,7 @@ func TestBadInput(t *testing.T) {
 // TestQuickThroughMake runs `make check-quick` (images built or found
 // current, loaded into the node, the run) and, while it runs, a second
 // check from this machine and one from another machine's state: both are
-// refused at once.
+// refused at once with the busy exit code.
 func TestQuickThroughMake(t *testing.T) {
 	ctx := t.Context()
 	work := workDir(t)
@@ -160,13 +163,13 @@ func TestQuickThroughMake(t *testing.T) {
 	}
 	before := runs(work)
 	same := runCheck(ctx, t, "check:quick", work)
-	if same.code != 1 || !strings.Contains(same.err.Error(), "another check is running against cluster") {
+	if same.code != lab.ExitBusy || !strings.Contains(same.err.Error(), "another check is running against cluster") {
 		t.Errorf("second run from this machine: exit %d, %v", same.code, same.err)
 	}
 	otherWork := workDir(t)
 	other := runCheck(ctx, t, "check:quick", otherWork)
-	if other.code != 1 || !strings.Contains(other.err.Error(), "a sonobuoy run is active") || !strings.Contains(other.err.Error(), "started by capilab") {
-		t.Errorf("second run from another state: exit %d, %v", same.code, other.err)
+	if other.code != lab.ExitBusy || !strings.Contains(other.err.Error(), "a sonobuoy run is active") || !strings.Contains(other.err.Error(), "started by capilab") {
+		t.Errorf("second run from another state: exit %d, %v", other.code, other.err)
 	}
 	if runs(work) != before || runs(otherWork) != 0 {
 		t.Errorf("refused runs made run directories")
@@ -320,29 +323,64 @@ func TestTimeout(t *testing.T) {
 	assertNothingLeft(ctx, t)
 }
 
-// TestInterrupt cancels a run (what Ctrl-C does through mage) once tests
-// run: the log of what ran is saved and sonobuoy removed.
+// TestInterrupt presses Ctrl-C (SIGINT to the process group of bin/mage
+// check:run, as a terminal does) once tests run: the process stops within
+// its grace, says INTERRUPTED last, keeps the log of what ran and removes
+// sonobuoy.
 func TestInterrupt(t *testing.T) {
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	go func() {
-		_ = wait.For(ctx, testLogger(t), wait.Spec{What: "an e2e test namespace", Timeout: 10 * time.Minute, Interval: time.Second},
-			func(ctx context.Context) (bool, string, error) {
-				nss, err := suite.clientset.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: "e2e-framework"})
-				return err == nil && len(nss.Items) > 0, "", nil
-			})
-		cancel()
-	}()
-	res := runCheck(ctx, t, "check:run", workDir(t), "SONOMODE=certified-conformance", "E2E_FOCUS="+focusOf(focusedSet...))
-	if res.code != 1 || !strings.Contains(res.err.Error(), "INTERRUPTED") {
-		t.Fatalf("exit %d: %v", res.code, res.err)
+	ctx := t.Context()
+	work := workDir(t)
+	build := exec.CommandContext(ctx, "make", "bin/mage")
+	build.Dir = suite.repoRoot
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("make bin/mage: %v\n%s", err, out)
 	}
-	r := readReport(t, res.dir)
+	cmd := exec.CommandContext(ctx, filepath.Join(suite.repoRoot, "bin", "mage"), "check:run")
+	cmd.Dir = suite.repoRoot
+	cmd.Env = append(append(os.Environ(), baseEnv(t, work)...), "SONOMODE=certified-conformance", "E2E_FOCUS="+focusOf(focusedSet...))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out := &logWriter{t: t}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	err := wait.For(ctx, testLogger(t), wait.Spec{What: "an e2e test namespace", Timeout: 10 * time.Minute, Interval: time.Second},
+		func(ctx context.Context) (bool, string, error) {
+			select {
+			case err := <-done:
+				done <- err
+				return false, "", fmt.Errorf("check:run ended before tests ran: %v", err)
+			default:
+			}
+			nss, err := suite.clientset.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: "e2e-framework"})
+			return err == nil && len(nss.Items) > 0, "", nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	sent := time.Now()
+	err = <-done
+	t.Logf("TIMING from Ctrl-C to exit (logs kept, sonobuoy removed): %s", time.Since(sent).Round(time.Second))
+	var exitErr *exec.ExitError
+	if !errors.As(err, &exitErr) || exitErr.ExitCode() != 1 {
+		t.Fatalf("bin/mage check:run after SIGINT: %v, want exit code 1", err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.buf.String()), "\n")
+	if last := lines[len(lines)-1]; !strings.Contains(last, "INTERRUPTED") {
+		t.Errorf("last line %q", last)
+	}
+	dir := newestRun(filepath.Join(work, "artifacts", "check"))
+	r := readReport(t, dir)
 	if r.Outcome != report.OutcomeInterrupted {
 		t.Errorf("outcome %s", r.Outcome)
 	}
-	if _, err := os.Stat(filepath.Join(res.dir, conformance.PluginLog)); err != nil {
-		t.Errorf("the e2e log of the interrupted run was not saved: %v", err)
+	if fi, err := os.Stat(filepath.Join(dir, conformance.PluginLog)); err != nil || fi.Size() == 0 {
+		t.Errorf("the e2e log of the interrupted run was not kept: %v", err)
 	}
-	assertNothingLeft(context.WithoutCancel(ctx), t)
+	assertNothingLeft(ctx, t)
 }
