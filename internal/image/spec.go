@@ -213,6 +213,15 @@ func (s Spec) properties(sha256hex, uploadID string, built time.Time) map[string
 	}
 	maps.Copy(p, s.ExtraProperties)
 	if s.NodeContainerImage != "" {
+		// Servers of this image run as containers of the data plane, on
+		// whatever hypervisor the cloud reports: a hypervisor type or a
+		// virtual disk model would only make Nova's ImagePropertiesFilter
+		// refuse every host ("No valid host was found").
+		for _, k := range []string{"hypervisor_type", "hw_disk_bus", "hw_scsi_model", "hw_rng_model"} {
+			if _, extra := s.ExtraProperties[k]; !extra {
+				delete(p, k)
+			}
+		}
 		p[PropNodeContainerImage] = s.NodeContainerImage
 	}
 	p[PropSourceSHA256] = sha256hex
