@@ -68,7 +68,10 @@ type StepResult struct {
 	Outcome Outcome `json:"outcome"`
 	// Accepted: the cloud accepted the deletion (an asynchronous one may
 	// still have been running when the step was interrupted).
-	Accepted bool    `json:"accepted,omitempty"`
+	Accepted bool `json:"accepted,omitempty"`
+	// CutOff: the interruption came while the deletion call was under way;
+	// the cloud may or may not have applied it.
+	CutOff   bool    `json:"cut_off,omitempty"`
 	Error    string  `json:"error,omitempty"`
 	Attempts int     `json:"attempts"`
 	Seconds  float64 `json:"seconds"`
@@ -118,7 +121,7 @@ func (r *ExecResult) Interrupted() Interruption {
 			i.Deleted++
 		case s.Outcome == OutcomeInterrupted && s.Accepted:
 			i.Accepted++
-		case s.Outcome == OutcomeInterrupted && s.Attempts > 0:
+		case s.Outcome == OutcomeInterrupted && s.CutOff:
 			i.CutOff++
 		case s.Outcome == OutcomeInterrupted, s.Outcome == OutcomeBlocked:
 			i.NotRun++
@@ -186,6 +189,13 @@ func Execute(ctx context.Context, b Backend, plan *Plan, opts ExecOptions) *Exec
 		go func() {
 			defer workers.Done()
 			for n := range ready {
+				if ctx.Err() != nil {
+					// Dispatched before the interruption, not started:
+					// no call is made with a cancelled context.
+					n.result.Outcome, n.result.Error = OutcomeInterrupted, "cancelled before it started"
+					finished <- n
+					continue
+				}
 				start := time.Now()
 				if !deleteStep(ctx, b, n, opts, &blockedRetries) || !b.Async(n.step.Type) {
 					n.result.Seconds = time.Since(start).Seconds()
@@ -298,11 +308,17 @@ func deleteStep(ctx context.Context, b Backend, n *node, opts ExecOptions, block
 	var last error
 	err := wait.For(ctx, opts.Log, wait.Spec{What: "deletion of " + s.Label() + " to be accepted", Timeout: opts.DeleteTimeout, Interval: opts.PollInterval, ReportEvery: time.Minute},
 		func(ctx context.Context) (bool, string, error) {
+			if ctx.Err() != nil {
+				return false, "", context.Cause(ctx) // no call starts after the interruption
+			}
 			n.result.Attempts++
 			if n.result.Attempts > 1 {
 				blockedRetries.Add(1)
 			}
 			err := b.Delete(ctx, s)
+			if err != nil && ctx.Err() != nil {
+				n.result.CutOff = true
+			}
 			var blocked *BlockedError
 			if errors.As(err, &blocked) {
 				last = err

@@ -2,9 +2,11 @@ package cleanup
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -254,5 +256,56 @@ func TestInterruptedRunSaysWhatIsKnown(t *testing.T) {
 	}
 	if accepted == 0 {
 		t.Fatal("no run was interrupted with an accepted deletion in flight: the test proves nothing")
+	}
+}
+
+// hangingDeletes is a backend whose deletion calls stay under way until
+// their context is cancelled (a cloud that does not answer), counting
+// the calls made.
+type hangingDeletes struct {
+	calls    atomic.Int32
+	underWay chan struct{}
+}
+
+func (h *hangingDeletes) List(context.Context, Type) ([]Resource, error) { return nil, nil }
+func (h *hangingDeletes) Exists(context.Context, *Resource) (bool, string, error) {
+	return false, "", nil
+}
+func (h *hangingDeletes) Async(Type) bool { return false }
+func (h *hangingDeletes) Delete(ctx context.Context, _ *Resource) error {
+	h.calls.Add(1)
+	h.underWay <- struct{}{}
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// TestInterruptionCountsOnlyCallsUnderWayAsCutOff: interrupted while
+// Parallelism deletion calls are under way, a run reports exactly those as
+// cut off (they may have been applied) and every other step as not
+// started, and it makes no call after the interruption (it used to take
+// each queued step for a cut-off call).
+func TestInterruptionCountsOnlyCallsUnderWayAsCutOff(t *testing.T) {
+	const parallelism, steps = 2, 10
+	plan := &Plan{}
+	for i := range steps {
+		plan.Steps = append(plan.Steps, &Step{Owned: Owned{Resource: Resource{Type: SecurityGroup, ID: fmt.Sprintf("sg-%d", i), Name: fmt.Sprintf("lab-c%d-cilium", i)}, Cluster: fmt.Sprintf("c%d", i)}})
+	}
+	h := &hangingDeletes{underWay: make(chan struct{}, steps)}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		for range parallelism {
+			<-h.underWay
+		}
+		cancel()
+	}()
+	res := Execute(ctx, h, plan, ExecOptions{Parallelism: parallelism, PollInterval: time.Millisecond, DeleteTimeout: time.Minute, ProgressEvery: time.Hour})
+	in := res.Interrupted()
+	want := Interruption{CutOff: parallelism, NotRun: steps - parallelism}
+	if in != want {
+		t.Errorf("interrupted with %d calls under way: %s, want %s", parallelism, in, want)
+	}
+	if n := h.calls.Load(); n != parallelism {
+		t.Errorf("%d deletion calls made, want %d: none after the interruption", n, parallelism)
 	}
 }
