@@ -70,8 +70,11 @@ func revokeLab(t *testing.T, prefix string) {
 // TestStrayArgumentsRunNothing: the commands of README and docs, as
 // written, do what they say; a command line with an argument that is not
 // a setting capilab reads or a target runs nothing at all (exit 2, one
-// line per argument) — through bin/mage, make and go run.
+// line per argument) — through bin/mage, make and go run. The lab's
+// credentials are compared with the cloud's after each group of command
+// lines: one that revoked anything fails the group.
 func TestStrayArgumentsRunNothing(t *testing.T) {
+	t.Parallel()
 	l := newLab(t, "args")
 	t.Cleanup(func() { revokeLab(t, l.prefix) })
 	lab, demo, test := l.prefix+"-appcred", l.prefix+"-demo1-appcred", l.prefix+"-testcluster-appcred"
@@ -81,36 +84,37 @@ func TestStrayArgumentsRunNothing(t *testing.T) {
 		}
 	}
 	want := map[string]bool{lab: true, demo: true, test: true}
-	same := func(step string) {
+	same := func(steps ...string) {
 		t.Helper()
 		got := creds(t, l.prefix)
 		for name := range want {
 			if !got[name] {
-				t.Fatalf("after %s: credential %s is gone (have %v)", step, name, got)
+				t.Fatalf("after %q: credential %s is gone (have %v)", steps, name, got)
 			}
 		}
 	}
 	same("setup")
 
 	// Dry runs as docs/image-appcred.md writes them: nothing revoked.
-	for _, line := range []string{
+	dryRuns := []string{
 		"bin/mage appcred:delete CLUSTER=demo1 DRY_RUN=1",
 		"make appcred-delete CLUSTER=demo1 DRY_RUN=1",
 		"go run mage.go appcred:delete CLUSTER=demo1 DRY_RUN=1",
-	} {
+	}
+	for _, line := range dryRuns {
 		r := l.run(line)
 		if r.code != 0 || !strings.Contains(r.stdout, "dry run: would revoke application credential "+demo) {
 			t.Errorf("%s: want exit 0 and the dry-run line for %s:\n%s", line, demo, r)
 		}
-		same(line)
 	}
 	r := l.run("bin/mage clean:full DRY_RUN=1")
 	if r.code != 0 || !strings.Contains(r.stdout, "fullclean dry run for lab "+l.prefix) {
 		t.Errorf("clean:full DRY_RUN=1: want the plan and exit 0:\n%s", r)
 	}
-	same("bin/mage clean:full DRY_RUN=1")
+	same(append(dryRuns, "bin/mage clean:full DRY_RUN=1")...)
 
 	// Stray arguments: nothing runs, one line each, exit 2.
+	var stray []string
 	for _, tc := range []struct {
 		line  string
 		lines int // problem lines on stderr
@@ -131,7 +135,7 @@ func TestStrayArgumentsRunNothing(t *testing.T) {
 		if r.code != wantCode || problems != tc.lines || !strings.Contains(r.stderr, tc.want) || r.stdout != "" {
 			t.Errorf("%s: want exit %d, %d line(s) with %q and nothing done:\n%s", tc.line, wantCode, tc.lines, tc.want, r)
 		}
-		same(tc.line)
+		stray = append(stray, tc.line)
 	}
 	for _, tc := range []struct{ line, want string }{
 		{"make fullclean DRYRUN=1", "DRYRUN is not a capilab setting"},
@@ -144,8 +148,9 @@ func TestStrayArgumentsRunNothing(t *testing.T) {
 		if r.code != 2 || !strings.Contains(r.stderr, tc.want) || strings.Contains(r.stdout+r.stderr, "application credential "+demo+": revoked") {
 			t.Errorf("%s: want exit 2 with %q and nothing done:\n%s", tc.line, tc.want, r)
 		}
-		same(tc.line)
+		stray = append(stray, tc.line)
 	}
+	same(stray...)
 
 	// The real thing revokes exactly what it says.
 	r = l.run("bin/mage appcred:delete CLUSTER=demo1")

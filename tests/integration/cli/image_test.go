@@ -13,7 +13,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/images"
@@ -87,6 +86,7 @@ func readmeImageRecipe(t *testing.T) string {
 // IMAGE_REUSE_FOREIGN=true uses it, saying whose it is and that its
 // checksum is unverified.
 func TestImageAsREADMEDocuments(t *testing.T) {
+	t.Parallel()
 	l := newLab(t, "img")
 	g := devcloudtest.Member().Image(t)
 	name := devcloudtest.Name(t, "node")
@@ -104,17 +104,12 @@ func TestImageAsREADMEDocuments(t *testing.T) {
 	if imgs := imagesNamed(t, g, name); len(imgs) != 1 || imgs[0].Status != images.ImageStatusActive {
 		t.Fatalf("after the recipe: %+v", imgs)
 	}
-	// The no-op, through make and through bin/mage (figures for README).
+	// The no-op, through make and through bin/mage (its time is measured by
+	// the image package's benchmark; here it is only logged).
 	for _, cmd := range []string{line, strings.Replace(line, "make image", "bin/mage image:register", 1)} {
-		var total time.Duration
-		for i := 0; i < 3; i++ {
-			r := l.run(cmd)
-			if r.code != 0 || !strings.Contains(r.stdout, "unchanged") {
-				t.Fatalf("no-op: %s", r)
-			}
-			total += r.took
+		if r := l.run(cmd); r.code != 0 || !strings.Contains(r.stdout, "unchanged") {
+			t.Fatalf("no-op: %s", r)
 		}
-		t.Logf("no-op %q: %s on average of 3", strings.Fields(cmd)[0], (total / 3).Round(time.Millisecond))
 	}
 
 	wrong := strings.Repeat("ab", 32)

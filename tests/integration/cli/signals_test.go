@@ -61,23 +61,35 @@ func seedLab(t *testing.T, l *lab, clusters int) *seeded {
 	return s
 }
 
-// remaining counts the seeded resources that still exist.
+// remaining counts the seeded resources that still exist (two list calls).
 func (s *seeded) remaining(t *testing.T) int {
 	t.Helper()
-	n := 0
 	ctx := context.Background()
-	for id := range s.sgs {
-		if _, err := groups.Get(ctx, s.network, id).Extract(); err == nil {
+	pages, err := groups.List(s.network, groups.ListOpts{}).AllPages(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sgs, err := groups.ExtractGroups(pages)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, g := range sgs {
+		if _, ok := s.sgs[g.ID]; ok {
 			n++
-		} else if !devcloudtest.IsNotFound(err) {
-			t.Fatal(err)
 		}
 	}
-	for id := range s.srvgroups {
-		if _, err := servergroups.Get(ctx, s.compute, id).Extract(); err == nil {
+	pages, err = servergroups.List(s.compute, nil).AllPages(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvgroups, err := servergroups.ExtractServerGroups(pages)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range srvgroups {
+		if _, ok := s.srvgroups[g.ID]; ok {
 			n++
-		} else if !devcloudtest.IsNotFound(err) {
-			t.Fatal(err)
 		}
 	}
 	return n
@@ -211,6 +223,7 @@ func totalRequests(p *faultproxy.Proxy) int {
 // Every request goes through a proxy that adds latency, so fullclean takes
 // long enough to be stopped in the middle.
 func TestSignalsStopTheWork(t *testing.T) {
+	t.Parallel()
 	s := seedLab(t, newLab(t, "sig"), 12)
 	type stopped struct {
 		name     string
@@ -259,6 +272,7 @@ func TestSignalsStopTheWork(t *testing.T) {
 // run killed with SIGKILL leaves the lock free, and the next run takes it
 // over and finishes the job.
 func TestSecondRunSaysWhoHoldsTheLock(t *testing.T) {
+	t.Parallel()
 	s := seedLab(t, newLab(t, "lock"), 6)
 	slow, _ := devcloudtest.WithFaults(t, devcloudtest.Member(), faultproxy.Config{Rules: map[string]faultproxy.Rule{faultproxy.AnyService: {Latency: 700 * time.Millisecond}}})
 	s.cloud = slow

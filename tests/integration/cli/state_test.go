@@ -3,12 +3,16 @@
 package cli_test
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/capilab/capilab/internal/cloud"
+	"github.com/capilab/capilab/internal/logging"
 )
 
 // stateClouds reads the entry names of the lab's state/clouds.yaml.
@@ -62,6 +66,7 @@ func (l *lab) cachedTokensOf(t *testing.T, id string) int {
 // config-check with a saved copy of a revoked entry fails — it really logs
 // in.
 func TestRevokedCredentialsLeaveNothingBehind(t *testing.T) {
+	t.Parallel()
 	l := newLab(t, "state")
 	t.Cleanup(func() { revokeLab(t, l.prefix) })
 	for _, c := range []string{"c1", "c2"} {
@@ -79,10 +84,14 @@ func TestRevokedCredentialsLeaveNothingBehind(t *testing.T) {
 	if err := os.WriteFile(saved, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	// Runs that use the lab's and c1's credentials cache their tokens.
-	stateClouds := "OS_CLIENT_CONFIG_FILE=" + filepath.Join(l.dir, "state", "clouds.yaml")
+	// Every target that uses a credential caches its token in the lab's
+	// state/tokens; log in with the lab's and c1's the same way.
+	stateClouds := filepath.Join(l.dir, "state", "clouds.yaml")
 	for _, name := range []string{l.prefix, l.prefix + "-c1"} {
-		l.run("bin/mage clean:check", "OS_CLOUD="+name, stateClouds)
+		if _, err := cloud.Connect(context.Background(), cloud.Options{Cloud: name, CloudsFile: stateClouds, Secrets: logging.NewSecrets(),
+			TokenCache: filepath.Join(l.dir, "state", "tokens")}); err != nil {
+			t.Fatalf("setup: logging in with %s: %v", name, err)
+		}
 	}
 	if l.cachedTokensOf(t, labID) == 0 || l.cachedTokensOf(t, c1ID) == 0 {
 		t.Fatalf("setup: no cached token of the lab's (%s) or c1's (%s) credential", labID, c1ID)
