@@ -18,6 +18,7 @@ import (
 	"github.com/capilab/capilab/internal/command"
 	"github.com/capilab/capilab/internal/conformance"
 	"github.com/capilab/capilab/internal/conformance/imagebuild"
+	"github.com/capilab/capilab/internal/dataplane/mirror"
 	"github.com/capilab/capilab/internal/kindcluster"
 	"github.com/capilab/capilab/internal/kindimage"
 	"github.com/capilab/capilab/internal/report"
@@ -61,7 +62,10 @@ func (r *Run) Check(ctx context.Context, modeName string) error {
 	if err != nil {
 		return err
 	}
-	rep, files, err := r.runCheck(ctx, modeName, paths, name, "")
+	// a cluster of the lab made with no cloud selected is the local lab's
+	// (the cluster targets' rule)
+	localLab := r.LocalLab() || (r.Settings.Kubeconfig == "" && r.Settings.Cloud == "")
+	rep, files, err := r.runCheck(ctx, modeName, paths, name, "", localLab)
 	if rep == nil {
 		return err
 	}
@@ -86,7 +90,7 @@ func (r *Run) Check(ctx context.Context, modeName string) error {
 // another run one with ExitBusy); a report with an error means the run
 // happened but sonobuoy could not be removed completely.
 func (r *Run) CheckCluster(ctx context.Context, mode, kubeconfig, name, dir string) (*report.Report, error) {
-	rep, _, err := r.runCheck(ctx, mode, filepath.SplitList(kubeconfig), name, dir)
+	rep, _, err := r.runCheck(ctx, mode, filepath.SplitList(kubeconfig), name, dir, r.LocalLab())
 	return rep, err
 }
 
@@ -103,9 +107,10 @@ func (r *Run) checkTimeout() time.Duration {
 }
 
 // runCheck is one check: the plan from the settings, the cluster reached
-// and reserved, its images made available, the run, the report written
-// into dir ("": artifacts/check/<cluster>-<mode>-<time>).
-func (r *Run) runCheck(ctx context.Context, modeName string, paths []string, name, dir string) (*report.Report, report.Files, error) {
+// and reserved, its images made available (localLab: pushed to the local
+// lab's registry mirror, where its nodes pull from), the run, the report
+// written into dir ("": artifacts/check/<cluster>-<mode>-<time>).
+func (r *Run) runCheck(ctx context.Context, modeName string, paths []string, name, dir string, localLab bool) (*report.Report, report.Files, error) {
 	s := r.Settings
 	mode, err := conformance.ParseMode(modeName)
 	if err != nil {
@@ -165,7 +170,7 @@ func (r *Run) runCheck(ctx context.Context, modeName string, paths []string, nam
 		return nil, report.Files{}, err
 	}
 	defer session.Close()
-	notes, err := r.checkImages(ctx, target, &plan)
+	notes, err := r.checkImages(ctx, target, &plan, localLab)
 	if err != nil {
 		return nil, report.Files{}, err
 	}
@@ -229,33 +234,21 @@ func safeName(s string) string {
 	}, s)
 }
 
-// checkImages makes the images of the run available. On a kind cluster of
-// this machine's Docker engine whose nodes cannot reach registry.k8s.io (it
-// does not resolve here), it builds them — sonobuoy, the conformance image
-// of the cluster's version, and the test images that can be made — and
-// loads them into the nodes; test images that cannot be made are returned
-// as notes. Anywhere else the cluster pulls them as usual (from its registry
-// or mirror); an image sonobuoy's own pods cannot pull ends the run at once.
-func (r *Run) checkImages(ctx context.Context, target *conformance.Target, plan *conformance.Plan) ([]string, error) {
-	if target.KindCluster == "" {
-		return nil, nil
-	}
-	mgr := kindcluster.New(r.Log)
-	clusters, err := mgr.List()
-	if err != nil || !slices.Contains(clusters, target.KindCluster) {
-		r.Log.Info("kind cluster of another engine: its nodes pull images themselves", "kind", target.KindCluster)
-		return nil, nil
-	}
-	host := kindimage.RegistryHost("registry.k8s.io/conformance")
-	lctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	addrs, rerr := kindimage.DefaultResolver(lctx, host)
-	cancel()
-	if rerr == nil && len(addrs) > 0 {
-		r.Log.Info("registry resolves: the kind nodes pull the upstream images", "registry", host)
-		return nil, nil
-	}
-	r.Log.Info("no registry: making the images here (cached by content) and loading what the kind nodes lack", "registry", host, "kind", target.KindCluster)
-
+// checkImages makes the images of the run available where the cluster's
+// nodes cannot get them from a registry:
+//   - on the local lab (localLab) the nodes pull through devcloud's
+//     registry mirror, which holds only what was pushed: the images are
+//     built here and pushed to it;
+//   - on a kind cluster of this machine's Docker engine whose nodes cannot
+//     reach registry.k8s.io (it does not resolve here) they are built here
+//     and loaded into the nodes that lack them.
+//
+// Built are sonobuoy, the conformance image of the cluster's version and
+// the test images that can be made; those that cannot are returned as
+// notes. Anywhere else the cluster pulls the images as usual (from its
+// registry or mirror); an image sonobuoy's own pods cannot pull ends the
+// run at once.
+func (r *Run) checkImages(ctx context.Context, target *conformance.Target, plan *conformance.Plan, localLab bool) ([]string, error) {
 	env := r.buildEnv()
 	mod := r.Builder()
 	mod.Env = env
@@ -263,6 +256,60 @@ func (r *Run) checkImages(ctx context.Context, target *conformance.Target, plan 
 		Mod:         mod,
 		DebianSuite: r.Loaded.Versions.KindNode.DebianSuite, CacheDir: filepath.Join(r.CacheDir(), "conformance"), Env: env, Log: r.Log,
 	}
+	var deliver func(ctx context.Context, refs []string) error
+	switch {
+	case localLab:
+		r.Log.Info("local lab: making the images here (cached by content) and pushing them to its registry mirror", "mirror", mirror.DevcloudRegistry)
+		deliver = func(ctx context.Context, refs []string) error {
+			start := time.Now()
+			// a push tags each image for the mirror and removes the tag again
+			unlock, err := b.Lock(ctx, "mirror-push")
+			if err != nil {
+				return err
+			}
+			defer unlock()
+			if err := (&mirror.Pusher{Mirror: mirror.DevcloudRegistry, Log: r.Log}).Push(ctx, refs); err != nil {
+				return fmt.Errorf("%w (is devcloud's registry mirror running? scripts/devcloud/devcloud.sh status)", err)
+			}
+			r.Log.Info("images pushed to the local lab's registry mirror", "images", len(refs), "elapsed", time.Since(start).Round(time.Second))
+			return nil
+		}
+	case target.KindCluster != "":
+		mgr := kindcluster.New(r.Log)
+		clusters, err := mgr.List()
+		if err != nil || !slices.Contains(clusters, target.KindCluster) {
+			r.Log.Info("kind cluster of another engine: its nodes pull images themselves", "kind", target.KindCluster)
+			return nil, nil
+		}
+		host := kindimage.RegistryHost("registry.k8s.io/conformance")
+		lctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		addrs, rerr := kindimage.DefaultResolver(lctx, host)
+		cancel()
+		if rerr == nil && len(addrs) > 0 {
+			r.Log.Info("registry resolves: the kind nodes pull the upstream images", "registry", host)
+			return nil, nil
+		}
+		r.Log.Info("no registry: making the images here (cached by content) and loading what the kind nodes lack", "registry", host, "kind", target.KindCluster)
+		deliver = func(ctx context.Context, refs []string) error {
+			start := time.Now()
+			missing, err := missingOnNodes(ctx, mgr, target.KindCluster, refs)
+			if err != nil {
+				return err
+			}
+			if len(missing) == 0 {
+				r.Log.Info("the kind nodes have every image already", "images", len(refs))
+				return nil
+			}
+			if err := mgr.LoadImages(ctx, target.KindCluster, missing...); err != nil {
+				return err
+			}
+			r.Log.Info("images loaded into the kind nodes", "cluster", target.KindCluster, "images", len(missing), "current", len(refs)-len(missing), "elapsed", time.Since(start).Round(time.Second))
+			return nil
+		}
+	default:
+		return nil, nil
+	}
+
 	start := time.Now()
 	sono, err := b.Sonobuoy(ctx, r.Loaded.Versions.Sonobuoy.Version)
 	if err != nil {
@@ -303,19 +350,9 @@ func (r *Run) checkImages(ctx context.Context, target *conformance.Target, plan 
 		}
 	}
 	r.Log.Info("images ready", "images", len(refs), "elapsed", time.Since(start).Round(time.Second))
-	start = time.Now()
-	missing, err := missingOnNodes(ctx, mgr, target.KindCluster, refs)
-	if err != nil {
+	if err := deliver(ctx, refs); err != nil {
 		return nil, err
 	}
-	if len(missing) == 0 {
-		r.Log.Info("the kind nodes have every image already", "images", len(refs))
-		return notes, nil
-	}
-	if err := mgr.LoadImages(ctx, target.KindCluster, missing...); err != nil {
-		return nil, err
-	}
-	r.Log.Info("images loaded into the kind nodes", "cluster", target.KindCluster, "images", len(missing), "current", len(refs)-len(missing), "elapsed", time.Since(start).Round(time.Second))
 	return notes, nil
 }
 

@@ -263,6 +263,11 @@ func (b *Builder) TestImages(ctx context.Context, bins Binaries, refs []string) 
 	if err := b.check(); err != nil {
 		return nil, nil, err
 	}
+	unlock, err := b.Lock(ctx, "test-images")
+	if err != nil {
+		return nil, nil, err
+	}
+	defer unlock()
 	var agnhostBase, busyboxBase string
 	for _, ref := range refs {
 		var img modbuild.Image
