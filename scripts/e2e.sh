@@ -40,6 +40,23 @@ phase_start "docker engine"
 scripts/docker-engine.sh start
 phase_end
 
+phase_start "kernel limits for kind"
+# Every kind node's kube-proxy and kubelet take inotify instances, counted per
+# user on the host (root's are shared by every container): with the default of
+# 128 a machine running a few clusters runs out, and a new cluster's kube-proxy
+# crash-loops ("fsnotify watcher init: too many open files") so no Service
+# answers. Raised as kind recommends; never lowered.
+raise_limit() {
+	local key=$1 want=$2 cur
+	cur=$(sysctl -n "$key")
+	if ((cur < want)); then
+		sysctl -qw "$key=$want" && echo "$key: $cur -> $want" || echo "WARNING: cannot raise $key ($cur, kind wants $want)"
+	fi
+}
+raise_limit fs.inotify.max_user_instances 512
+raise_limit fs.inotify.max_user_watches 524288
+phase_end
+
 phase_start "stale e2e clusters"
 # containers of earlier, interrupted runs (cluster names capilab-e2e-*)
 mapfile -t stale < <(docker ps -a --filter label=io.x-k8s.kind.cluster \

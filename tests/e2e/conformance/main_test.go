@@ -20,8 +20,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -105,6 +108,7 @@ func setUp(m *testing.M) (int, error) {
 	defer func() {
 		dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer dcancel()
+		reportMemory(dctx, mgr)
 		if err := mgr.ExportLogs(dctx, suite.cluster, filepath.Join(suite.artifacts, "kind-logs")); err != nil {
 			fmt.Fprintf(os.Stderr, "export logs: %v\n", err)
 		}
@@ -124,6 +128,39 @@ func setUp(m *testing.M) (int, error) {
 		return 0, err
 	}
 	return m.Run(), nil
+}
+
+// reportMemory prints the peak memory of the kind node containers (their
+// cgroup's, read on the host: cgroup v2 or v1, either Docker cgroup driver)
+// and of this test process, which runs most checks in-process.
+func reportMemory(ctx context.Context, mgr *kindcluster.Manager) {
+	nodes, _ := mgr.NodeNames(suite.cluster)
+	for _, n := range nodes {
+		out, err := exec.CommandContext(ctx, "docker", "inspect", "--format", "{{.Id}}", n).Output()
+		if err != nil {
+			continue
+		}
+		id := strings.TrimSpace(string(out))
+		peak := "not readable"
+		for _, p := range []string{
+			"/sys/fs/cgroup/docker/" + id + "/memory.peak",
+			"/sys/fs/cgroup/system.slice/docker-" + id + ".scope/memory.peak",
+			"/sys/fs/cgroup/memory/docker/" + id + "/memory.max_usage_in_bytes",
+			"/sys/fs/cgroup/memory/system.slice/docker-" + id + ".scope/memory.max_usage_in_bytes",
+		} {
+			if b, err := os.ReadFile(p); err == nil {
+				if v, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err == nil {
+					peak = fmt.Sprintf("%.2f GiB", float64(v)/(1<<30))
+					break
+				}
+			}
+		}
+		fmt.Fprintf(os.Stderr, "TIMING memory peak of kind node %s: %s\n", n, peak)
+	}
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err == nil {
+		fmt.Fprintf(os.Stderr, "TIMING memory peak of the test process (checks run in it): %d MiB\n", ru.Maxrss/1024)
+	}
 }
 
 // logWriter sends lines to the test log and keeps them.
