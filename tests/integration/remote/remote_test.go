@@ -8,13 +8,15 @@
 // resource under its SCS name, the node's cloud-init passes cloud-init's
 // schema, a second apply changes nothing, another lab's node of the same
 // prefix is refused, fullclean claims every resource, and clean (destroy)
-// leaves nothing. devcloud boots no VM: the bootstrap on the node is
-// proven to give up within its bound, nothing more (docs/remote.md).
+// leaves nothing. devcloud boots no general-purpose VM: the bootstrap on
+// the node is proven to give up within its bound, nothing more
+// (docs/remote.md).
 package remote_test
 
 import (
 	"context"
 	"encoding/base64"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,7 +27,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gophercloud/gophercloud/v2"
+	"github.com/gophercloud/gophercloud/v2/openstack/blockstorage/v3/volumes"
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/keypairs"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/layer3/floatingips"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/layer3/routers"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/security/groups"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/networks"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/subnets"
 
 	"github.com/capilab/capilab/internal/lab"
 	"github.com/capilab/capilab/internal/remote"
@@ -137,7 +148,7 @@ func TestRemoteNodeOnDevcloud(t *testing.T) {
 	t.Run("apply, then the bootstrap gives up within its bound", func(t *testing.T) {
 		res := l.run(ctx, "mgmt:create", "REMOTE_TIMEOUT=20s")
 		if res.code() != 1 || !strings.Contains(res.err.Error(), "timed out after 20s waiting for ssh to ubuntu@") {
-			t.Fatalf("want exit 1 and the ssh wait timing out (devcloud boots no VM), got %v", res.err)
+			t.Fatalf("want exit 1 and the ssh wait timing out (devcloud boots no general-purpose VM), got %v", res.err)
 		}
 		apply := stepTime(t, res.log, "plan and apply")
 		t.Logf("MEASURED apply of the management node on devcloud (%s %s): %s", tofu.Kind, tofu.Version, apply)
@@ -146,6 +157,10 @@ func TestRemoteNodeOnDevcloud(t *testing.T) {
 		}
 		fip = outputOf(t, l, "floating_ip")
 		serverID = outputOf(t, l, "server_id")
+		if !strings.Contains(res.log, "no provider registry answers: the OpenStack provider comes from a local build") {
+			t.Error("the log does not say the provider came from the local build")
+		}
+		checkPrivate(t, l.stateDir, prefix)
 	})
 	if t.Failed() {
 		return
@@ -351,6 +366,31 @@ func cleanupLab(t *testing.T, l *labRun) {
 	})
 }
 
+// checkPrivate: the OpenTofu working directory and the lab's directory in
+// it are 0700; the workspace's state, the variables and the ssh private key
+// are 0600; the workspace is named after the prefix.
+func checkPrivate(t *testing.T, stateDir, prefix string) {
+	t.Helper()
+	tf := filepath.Join(stateDir, "terraform")
+	for path, want := range map[string]os.FileMode{
+		tf:                        0o700,
+		filepath.Join(tf, prefix): 0o700,
+		filepath.Join(tf, "terraform.tfstate.d", prefix):                      0o700,
+		filepath.Join(tf, "terraform.tfstate.d", prefix, "terraform.tfstate"): 0o600,
+		filepath.Join(tf, prefix, "terraform.tfvars.json"):                    0o600,
+		filepath.Join(tf, prefix, "id_ed25519"):                               0o600,
+	} {
+		st, err := os.Stat(path)
+		if err != nil {
+			t.Errorf("%v", err)
+			continue
+		}
+		if st.Mode().Perm() != want {
+			t.Errorf("%s: mode %v, want %v", path, st.Mode().Perm(), want)
+		}
+	}
+}
+
 // outputOf reads an output of the lab's workspace state.
 func outputOf(t *testing.T, l *labRun, name string) string {
 	t.Helper()
@@ -455,32 +495,145 @@ func checkResources(t *testing.T, c devcloudtest.Cloud, n remote.Names, serverID
 	}
 }
 
-// checkGone proves that no resource with the node's names is left.
+// checkGone proves that no resource with the node's names is left: one
+// list per resource type, filtered by the exact name (the floating IP by
+// its tag and its address), through the APIs; a transient error is retried
+// within the wait's bound.
 func checkGone(t *testing.T, c devcloudtest.Cloud, n remote.Names, fip string) {
 	t.Helper()
-	for _, args := range [][]string{
-		{"server", "list", "--name", "^" + n.Server() + "$"},
-		{"network", "list", "--name", n.Network()},
-		{"subnet", "list", "--name", n.Subnet()},
-		{"router", "list", "--name", n.Router()},
-		{"security", "group", "list", "--project", projectOf(t, c)},
-		{"port", "list", "--name", n.Server()},
-		{"floating", "ip", "list", "--tags", n.FloatingIPTag()},
-		{"keypair", "list"},
-	} {
-		out := c.CLI(t, append(args, "-f", "value")...)
-		for _, name := range []string{n.Server(), n.Network(), n.Subnet(), n.Router(), n.SecurityGroup(), n.Keypair(), fip} {
-			for _, field := range strings.Fields(out) {
-				if field == name {
-					t.Errorf("%s is left: openstack %s lists it", name, strings.Join(args, " "))
-				}
-			}
+	compute, network, volume := c.Compute(t), c.Network(t), c.BlockStorage(t)
+	var left []string
+	devcloudtest.WaitFor(t, 3*time.Minute, "a complete listing of what is left of "+n.Prefix+"'s node", func(ctx context.Context) (bool, error) {
+		found, err := leftOf(ctx, compute, network, volume, n, fip)
+		if err != nil {
+			t.Logf("listing what is left (retried): %v", err)
+			return false, nil
 		}
+		left = found
+		return true, nil
+	})
+	for _, l := range left {
+		t.Errorf("left after the node was removed: %s", l)
 	}
 }
 
-func projectOf(t *testing.T, c devcloudtest.Cloud) string {
-	return strings.TrimSpace(c.CLI(t, "token", "issue", "-f", "value", "-c", "project_id"))
+// leftOf lists every resource that carries one of the node's names.
+func leftOf(ctx context.Context, compute, network, volume *gophercloud.ServiceClient, n remote.Names, fip string) ([]string, error) {
+	var left []string
+	allServers, err := servers.List(compute, servers.ListOpts{Name: "^" + n.Server() + "$"}).AllPages(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("servers: %w", err)
+	}
+	srvs, err := servers.ExtractServers(allServers)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range srvs {
+		// Nova lists a deleted server as DELETED until its allocations are released.
+		if s.Name == n.Server() && s.Status != "DELETED" {
+			left = append(left, "server "+s.Name+" ("+s.ID+", "+s.Status+")")
+		}
+	}
+	allKeys, err := keypairs.List(compute, nil).AllPages(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("keypairs: %w", err)
+	}
+	keys, err := keypairs.ExtractKeyPairs(allKeys)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range keys {
+		if k.Name == n.Keypair() {
+			left = append(left, "keypair "+k.Name)
+		}
+	}
+	lists := []struct {
+		what string
+		ids  func() ([]string, error)
+	}{
+		{"network " + n.Network(), func() ([]string, error) {
+			p, err := networks.List(network, networks.ListOpts{Name: n.Network()}).AllPages(ctx)
+			if err != nil {
+				return nil, err
+			}
+			l, err := networks.ExtractNetworks(p)
+			return idsOf(len(l), func(i int) string { return l[i].ID }), err
+		}},
+		{"subnet " + n.Subnet(), func() ([]string, error) {
+			p, err := subnets.List(network, subnets.ListOpts{Name: n.Subnet()}).AllPages(ctx)
+			if err != nil {
+				return nil, err
+			}
+			l, err := subnets.ExtractSubnets(p)
+			return idsOf(len(l), func(i int) string { return l[i].ID }), err
+		}},
+		{"router " + n.Router(), func() ([]string, error) {
+			p, err := routers.List(network, routers.ListOpts{Name: n.Router()}).AllPages(ctx)
+			if err != nil {
+				return nil, err
+			}
+			l, err := routers.ExtractRouters(p)
+			return idsOf(len(l), func(i int) string { return l[i].ID }), err
+		}},
+		{"security group " + n.SecurityGroup(), func() ([]string, error) {
+			p, err := groups.List(network, groups.ListOpts{Name: n.SecurityGroup()}).AllPages(ctx)
+			if err != nil {
+				return nil, err
+			}
+			l, err := groups.ExtractGroups(p)
+			return idsOf(len(l), func(i int) string { return l[i].ID }), err
+		}},
+		{"port " + n.Server(), func() ([]string, error) {
+			p, err := ports.List(network, ports.ListOpts{Name: n.Server()}).AllPages(ctx)
+			if err != nil {
+				return nil, err
+			}
+			l, err := ports.ExtractPorts(p)
+			return idsOf(len(l), func(i int) string { return l[i].ID }), err
+		}},
+		{"floating IP tagged " + n.FloatingIPTag(), func() ([]string, error) {
+			p, err := floatingips.List(network, floatingips.ListOpts{Tags: n.FloatingIPTag()}).AllPages(ctx)
+			if err != nil {
+				return nil, err
+			}
+			l, err := floatingips.ExtractFloatingIPs(p)
+			return idsOf(len(l), func(i int) string { return l[i].ID }), err
+		}},
+		{"floating IP " + fip, func() ([]string, error) {
+			p, err := floatingips.List(network, floatingips.ListOpts{FloatingIP: fip}).AllPages(ctx)
+			if err != nil {
+				return nil, err
+			}
+			l, err := floatingips.ExtractFloatingIPs(p)
+			return idsOf(len(l), func(i int) string { return l[i].ID }), err
+		}},
+		{"volume " + n.Server(), func() ([]string, error) {
+			p, err := volumes.List(volume, volumes.ListOpts{Name: n.Server()}).AllPages(ctx)
+			if err != nil {
+				return nil, err
+			}
+			l, err := volumes.ExtractVolumes(p)
+			return idsOf(len(l), func(i int) string { return l[i].ID }), err
+		}},
+	}
+	for _, l := range lists {
+		ids, err := l.ids()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", l.what, err)
+		}
+		for _, id := range ids {
+			left = append(left, l.what+" ("+id+")")
+		}
+	}
+	return left, nil
+}
+
+func idsOf(n int, id func(int) string) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = id(i)
+	}
+	return out
 }
 
 // cloudInitSchema runs `cloud-init schema` of Debian's cloud-init package,
