@@ -37,6 +37,7 @@ script="${@: -1}"
 script=${script//\/usr\/local\/sbin\/capilab-bootstrap/$FAKE_ROOT/bin/capilab-bootstrap}
 script=${script//\/home\//$FAKE_ROOT/home/}
 echo "$script" >> "$FAKE_ROOT/ssh.log"
+echo "$*" >> "$FAKE_ROOT/ssh-args.log"
 export CAPILAB_BOOTSTRAP_ENV=$FAKE_ROOT/bootstrap.env CAPILAB_LIB=$FAKE_ROOT/lib CAPILAB_SRC=$FAKE_ROOT/home/ubuntu/capilab
 cd "$FAKE_ROOT/home/ubuntu"
 exec bash -c "$script"
@@ -246,6 +247,25 @@ func TestBootstrapOnFakeNode(t *testing.T) {
 	mustWrite(t, filepath.Join(f.root, "workload.conf"), "apiVersion: v1\nkind: Config\n", 0o600)
 	if wl, err := n.WorkloadKubeconfig(ctx, "alpha", "alpha"); err != nil || string(wl) != "apiVersion: v1\nkind: Config\n" {
 		t.Errorf("workload kubeconfig: %q %v", wl, err)
+	}
+
+	// make ssh: the login user at the floating IP, with the lab's key and
+	// known_hosts; a command's words arrive as they were given.
+	var out bytes.Buffer
+	n.opts.Stdout = &out
+	if err := n.SSH(ctx, "echo", "make ssh reached $(hostname)"); err != nil {
+		t.Fatalf("ssh: %v", err)
+	}
+	if out.String() != "make ssh reached $(hostname)\n" {
+		t.Errorf("ssh ran %q", out.String())
+	}
+	args, _ := os.ReadFile(filepath.Join(f.root, "ssh-args.log"))
+	lines := strings.Split(strings.TrimSpace(string(args)), "\n")
+	last := lines[len(lines)-1]
+	for _, want := range []string{"-i " + n.KeyFile() + " ", "-o UserKnownHostsFile=" + n.knownHosts() + " ", "-o StrictHostKeyChecking=accept-new", " ubuntu@203.0.113.9 "} {
+		if !strings.Contains(last, want) {
+			t.Errorf("ssh arguments lack %q: %s", want, last)
+		}
 	}
 }
 
