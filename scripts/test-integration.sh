@@ -87,7 +87,7 @@ stream() { # stream NAME PACKAGES...: go test, each line prefixed with [NAME]
 stream api "${api_pkgs[@]}" & api=$!
 lab_rc=0
 stream lab -p 1 "${lab_pkgs[0]}" || lab_rc=$?
-stream lab -p 2 "${lab_pkgs[@]:1}" || lab_rc=$?
+stream lab -p 3 "${lab_pkgs[@]:1}" || lab_rc=$?
 wait "$api" || status=$?
 ((lab_rc == 0)) || status=$lab_rc
 
