@@ -119,9 +119,11 @@ func withAssignments(environ []string, as []Assignment) []string {
 
 // compileTargets builds the targets binary with Mage's compiler (go build:
 // a no-op when nothing changed) into a path of Mage's cache that belongs to
-// this checkout, under a lock: Mage writes its generated main file into
-// magefiles/, so two runs must not compile at once, and two checkouts
-// with the same magefiles must not run each other's binary.
+// this checkout, under a lock of this checkout: Mage writes its generated
+// main file into magefiles/, so two runs of one checkout must not compile
+// at once, while runs of other checkouts (their own magefiles/) need not
+// wait; two checkouts with the same magefiles must not run each other's
+// binary.
 func compileTargets(p Process, parsed Parsed) (string, error) {
 	root, err := os.Getwd()
 	if err != nil {
@@ -148,7 +150,7 @@ func compileTargets(p Process, parsed Parsed) (string, error) {
 	sum := sha256.Sum256([]byte(root + "\x00" + filepath.Base(name)))
 	exe := filepath.Join(cacheDir, "capilab-"+hex.EncodeToString(sum[:12]))
 
-	unlock, err := lockFile(filepath.Join(cacheDir, "capilab-compile.lock"), 30*time.Minute, p.Stderr)
+	unlock, err := lockFile(compileLockPath(cacheDir, root), 30*time.Minute, p.Stderr)
 	if err != nil {
 		return "", err
 	}
@@ -172,6 +174,13 @@ func compileTargets(p Process, parsed Parsed) (string, error) {
 		return "", fmt.Errorf("compiling the targets in %s failed (exit code %d)", MagefilesDir, code)
 	}
 	return exe, nil
+}
+
+// compileLockPath is the lock a run of the checkout at root holds while
+// Mage compiles that checkout's magefiles/.
+func compileLockPath(cacheDir, root string) string {
+	sum := sha256.Sum256([]byte(root))
+	return filepath.Join(cacheDir, "capilab-compile-"+hex.EncodeToString(sum[:12])+".lock")
 }
 
 // lockFile takes an exclusive lock on path, waiting at most bound; the

@@ -1,10 +1,12 @@
 package cli
 
 import (
+	"io"
 	"slices"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/capilab/capilab/internal/config"
 	"github.com/capilab/capilab/internal/lab"
@@ -109,5 +111,32 @@ func TestWithAssignments(t *testing.T) {
 	}
 	if getenv(got, "CLUSTER") != "b" || getenv(got, "NOPE") != "" {
 		t.Errorf("getenv: %q", getenv(got, "CLUSTER"))
+	}
+}
+
+// TestCompileLockIsPerCheckout: runs of one checkout share the compile lock
+// (Mage writes its generated main file into that checkout's magefiles/);
+// a run of another checkout never waits for it.
+func TestCompileLockIsPerCheckout(t *testing.T) {
+	cache := t.TempDir()
+	a, b := compileLockPath(cache, "/work/a"), compileLockPath(cache, "/work/b")
+	if a != compileLockPath(cache, "/work/a") {
+		t.Errorf("one checkout, two locks: %s, %s", a, compileLockPath(cache, "/work/a"))
+	}
+	if a == b {
+		t.Errorf("checkouts /work/a and /work/b share the compile lock %s", a)
+	}
+	unlockA, err := lockFile(a, time.Second, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlockA()
+	unlockB, err := lockFile(b, time.Second, io.Discard)
+	if err != nil {
+		t.Fatalf("another checkout's compile lock while /work/a compiles: %v", err)
+	}
+	unlockB()
+	if _, err := lockFile(a, 300*time.Millisecond, io.Discard); err == nil {
+		t.Error("a second run of /work/a took its compile lock while the first held it")
 	}
 }
