@@ -369,3 +369,58 @@ func checkGenerated(t *testing.T, path string, sections map[string]string) {
 	}
 	t.Fatalf("%s is stale: run `go test ./internal/repocheck -update`", path)
 }
+
+// TestDocLinksStayInTheRepository: every relative link of README.md and
+// the Markdown files under docs/ names a file or directory of this repository (a link that
+// leaves it, or names nothing, is dead for whoever reads the project on
+// its own).
+func TestDocLinksStayInTheRepository(t *testing.T) {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := []string{filepath.Join(root, "README.md")}
+	err = filepath.WalkDir(filepath.Join(root, "docs"), func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(path, ".md") {
+			files = append(files, path)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := regexp.MustCompile(`\]\(([^)\s]+)\)`)
+	checked := 0
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rel, _ := filepath.Rel(root, f)
+		for _, m := range link.FindAllStringSubmatch(string(data), -1) {
+			target, _, _ := strings.Cut(m[1], "#")
+			if target == "" || strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
+				continue
+			}
+			p := filepath.Join(filepath.Dir(f), target)
+			if filepath.IsAbs(target) {
+				p = target
+			}
+			pAbs, err := filepath.Abs(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checked++
+			if inside, err := filepath.Rel(abs, pAbs); err != nil || inside == ".." || strings.HasPrefix(inside, "../") {
+				t.Errorf("%s: link %s leaves the repository", rel, m[1])
+				continue
+			}
+			if _, err := os.Stat(pAbs); err != nil {
+				t.Errorf("%s: link %s names nothing in the repository", rel, m[1])
+			}
+		}
+	}
+	if checked < 5 {
+		t.Fatalf("checked only %d links: the scan would prove nothing", checked)
+	}
+}
