@@ -39,7 +39,7 @@ type Settings struct {
 	Tofu               string            `key:"tofu" group:"lab" doc:"OpenTofu or Terraform binary for mgmt_mode remote (empty: tofu or terraform from PATH, else OpenTofu built from its Go module)"`
 	ProviderSource     string            `key:"provider_source" group:"lab" doc:"Cluster API providers: upstream (released components and images), local (built from their Go modules, no registry) or auto (upstream when registry.k8s.io resolves)"`
 	StateDir           string            `key:"state_dir" group:"lab" doc:"local state: credentials (0600), kubeconfigs, per-cluster records"`
-	ArtifactsDir       string            `key:"artifacts_dir" group:"lab" doc:"for CI: fullclean and leakcheck JSON reports, and what a cluster wait that timed out dumps (conditions, events, controller logs)"`
+	ArtifactsDir       string            `key:"artifacts_dir" group:"lab" doc:"for CI: the JSON reports of fullclean and leakcheck, the reports of the checks (check/) and of the nightly run (nightly/), and what a cluster wait that timed out dumps (conditions, events, controller logs)"`
 
 	// --- cluster: workload clusters (SCS clusterctl.yaml / terraform variables) ---
 	KubernetesVersion          string            `key:"kubernetes_version" group:"cluster" doc:"workload Kubernetes version (v1.N.x = newest pinned patch)"`
