@@ -115,7 +115,7 @@ func TestRemoteNodeOnDevcloud(t *testing.T) {
 	tofu, _ := builtTools(t)
 	prefix := uniquePrefix("rn")
 	cidrs := []string{"192.0.2.0/24", "198.51.100.0/24"}
-	l := newLab(t, prefix, "TOFU="+tofu.Path, "RESTRICT_MGMT_SERVER="+strings.Join(cidrs, ","), "MGMT_CIDR=10.77.0.0/24", "DNS_NAMESERVERS=192.0.2.53")
+	l := newLab(t, prefix, "TOFU="+tofu.Path, "RESTRICT_MGMT_SERVER="+strings.Join(cidrs, ","), "MGMT_CIDR=10.77.0.0/24", "DNS_NAMESERVERS=192.0.2.53", "AVAILABILITY_ZONE=nova")
 	member := devcloudtest.Member()
 	ctx := context.Background()
 	cleanupLab(t, l)
@@ -456,6 +456,12 @@ func checkResources(t *testing.T, c devcloudtest.Cloud, n remote.Names, serverID
 	}
 	if fl, _ := server["flavor"].(string); !strings.Contains(fl, "SCS-2V-4-20s") {
 		t.Errorf("server flavor %v, want SCS-2V-4-20s", server["flavor"])
+	}
+	if img, _ := server["image"].(string); !strings.HasPrefix(img, "devcloud-tiny (") {
+		t.Errorf("server image %v, want devcloud-tiny", server["image"])
+	}
+	if az := server["OS-EXT-AZ:availability_zone"]; az != "nova" {
+		t.Errorf("server availability zone %v, want nova", az)
 	}
 	if !slices.Contains(anyStrings(network["tags"]), n.LabTag()) {
 		t.Errorf("network %s: tags %v", n.Network(), network["tags"])
