@@ -15,6 +15,7 @@
 package kindcluster
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -33,6 +34,7 @@ import (
 	"sigs.k8s.io/kind/pkg/cluster"
 	"sigs.k8s.io/kind/pkg/cluster/nodes"
 	"sigs.k8s.io/kind/pkg/cluster/nodeutils"
+	kindexec "sigs.k8s.io/kind/pkg/exec"
 )
 
 // ClusterLabel is the Docker label kind puts on every node container.
@@ -239,7 +241,7 @@ func (m *Manager) Create(ctx context.Context, opts Options) (*Cluster, error) {
 		select {
 		case err := <-done:
 			if err != nil {
-				return nil, fmt.Errorf("create kind cluster %q: %w", opts.Name, err)
+				return nil, fmt.Errorf("create kind cluster %q: %w%s", opts.Name, err, commandOutput(err))
 			}
 			if ctx.Err() != nil {
 				m.log.Warn("cancelled during creation: deleting the cluster", "name", opts.Name)
@@ -261,6 +263,24 @@ func (m *Manager) Create(ctx context.Context, opts Options) (*Cluster, error) {
 			m.log.Warn("cancel requested: waiting for kind to finish its current step, then deleting the cluster", "name", opts.Name)
 		}
 	}
+}
+
+// outputTail bounds the command output an error carries.
+const outputTail = 4000
+
+// commandOutput is the tail of the output of the command behind a kind
+// error (kubeadm init's, for a control plane that did not come up), which
+// kind's own error text leaves out; "" when err carries none.
+func commandOutput(err error) string {
+	re := kindexec.RunErrorForError(err)
+	if re == nil || len(bytes.TrimSpace(re.Output)) == 0 {
+		return ""
+	}
+	out := bytes.TrimSpace(re.Output)
+	if len(out) > outputTail {
+		out = append([]byte("..."), out[len(out)-outputTail:]...)
+	}
+	return "; its output:\n" + string(out)
 }
 
 // Delete deletes the cluster (no error when it does not exist) and checks

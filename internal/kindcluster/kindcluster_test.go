@@ -1,12 +1,15 @@
 package kindcluster
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
+	kinderrors "sigs.k8s.io/kind/pkg/errors"
+	kindexec "sigs.k8s.io/kind/pkg/exec"
 )
 
 func TestConfigNodesAndImage(t *testing.T) {
@@ -85,5 +88,36 @@ func TestConfigRegistryMirrors(t *testing.T) {
 	opts.RegistryMirrors = map[string]string{"docker.io": "ftp://bad"}
 	if err := writeMirrorFiles(opts); err == nil {
 		t.Error("a bad mirror must be refused")
+	}
+}
+
+func TestCommandOutput(t *testing.T) {
+	long := strings.Repeat("x", outputTail+10) + "END"
+	for _, tc := range []struct {
+		name         string
+		err          error
+		want, suffix string // want: a substring; "" means no output part at all
+	}{
+		{"plain error", errors.New("boom"), "", ""},
+		{"run error without output", &kindexec.RunError{Command: []string{"kubeadm", "init"}, Inner: errors.New("exit status 1")}, "", ""},
+		{"wrapped run error", kinderrors.Wrap(&kindexec.RunError{Command: []string{"kubeadm", "init"}, Output: []byte("[ERROR Port-6443]: in use\n"), Inner: errors.New("exit status 1")}, "failed to init node with kubeadm"),
+			"; its output:\n[ERROR Port-6443]: in use", "in use"},
+		{"long output keeps its tail", &kindexec.RunError{Output: []byte(long), Inner: errors.New("exit status 1")}, "; its output:\n...xxx", "xxEND"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := commandOutput(tc.err)
+			if tc.want == "" {
+				if got != "" {
+					t.Fatalf("got %q, want none", got)
+				}
+				return
+			}
+			if !strings.Contains(got, tc.want) || !strings.HasSuffix(got, tc.suffix) {
+				t.Fatalf("got %q, want it to contain %q and end in %q", got, tc.want, tc.suffix)
+			}
+			if len(got) > outputTail+100 {
+				t.Fatalf("output not bounded: %d bytes", len(got))
+			}
+		})
 	}
 }
