@@ -5,7 +5,9 @@ package dataplane
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"testing"
 	"time"
@@ -43,16 +45,57 @@ type tenant struct {
 	subnet   *subnets.Subnet
 }
 
+// Budgets of the waits on devcloud: generous, for a loaded 2-core machine
+// (seen: a server ACTIVE after 2 to 11 minutes while Nova answered a
+// listing in 45 s).
 const (
-	serverTimeout = 3 * time.Minute
-	lbTimeout     = 3 * time.Minute
+	serverTimeout = 12 * time.Minute
+	lbTimeout     = 10 * time.Minute
 )
+
+// retryTransient retries a request devcloud did not process or whose
+// answer was lost, while that is safe: an answer 503 (the service, or
+// Keystone behind its auth middleware, was unavailable: nothing was done)
+// for every method; 502/504 and a lost connection or cut answer only for
+// methods that may be repeated (not POST: a create whose answer was lost
+// may have been made). At most 6 tries, 2 s, 4 s, ... apart, within ctx.
+func retryTransient(log *slog.Logger) gophercloud.RetryFunc {
+	return func(ctx context.Context, method, url string, _ *gophercloud.RequestOpts, err error, failCount uint) error {
+		if failCount > 5 || ctx.Err() != nil || !transient(method, err) {
+			return err
+		}
+		log.Warn("OpenStack request failed transiently; retrying", "method", method, "url", url, "try", failCount, "err", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(failCount) * 2 * time.Second):
+			return nil
+		}
+	}
+}
+
+func transient(method string, err error) bool {
+	var code gophercloud.ErrUnexpectedResponseCode
+	if errors.As(err, &code) {
+		switch code.Actual {
+		case http.StatusServiceUnavailable:
+			return true
+		case http.StatusBadGateway, http.StatusGatewayTimeout:
+			return method != http.MethodPost
+		}
+		return false
+	}
+	return method != http.MethodPost
+}
 
 func newTenant(t *testing.T) *tenant {
 	c := devcloudtest.Member()
 	compute := c.Compute(t)
 	compute.Microversion = "2.90"
 	tn := &tenant{t: t, cloud: c, compute: compute, net: c.Network(t), lbc: c.LoadBalancer(t), img: c.Image(t)}
+	for _, sc := range []*gophercloud.ServiceClient{tn.compute, tn.net, tn.lbc, tn.img} {
+		sc.ProviderClient.RetryFunc = retryTransient(testLog(t))
+	}
 	pages, err := networks.List(tn.net, networks.ListOpts{Name: "public"}).AllPages(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -205,8 +248,9 @@ func (tn *tenant) waitActive(id string) *servers.Server {
 // shaped as CAPO makes it: VIP on the cluster subnet, TCP listener 6443,
 // round-robin pool, TCP health monitor.
 type apiLB struct {
-	lb     *loadbalancers.LoadBalancer
-	poolID string
+	lb       *loadbalancers.LoadBalancer
+	poolID   string
+	activeAt time.Time // when the test first saw it ACTIVE (before its listener)
 }
 
 func (tn *tenant) apiLoadBalancer() *apiLB {
@@ -219,6 +263,7 @@ func (tn *tenant) apiLoadBalancer() *apiLB {
 	}
 	devcloudtest.Cleanup(t, "load balancer "+name, func(ctx context.Context) error { return tn.deleteLB(ctx, lb.ID) })
 	tn.waitLB(lb.ID)
+	activeAt := time.Now()
 	l, err := listeners.Create(ctx, tn.lbc, listeners.CreateOpts{Name: name + "-6443", LoadbalancerID: lb.ID, Protocol: listeners.ProtocolTCP, ProtocolPort: 6443}).Extract()
 	if err != nil {
 		t.Fatal(err)
@@ -233,7 +278,7 @@ func (tn *tenant) apiLoadBalancer() *apiLB {
 		t.Fatal(err)
 	}
 	got := tn.waitLB(lb.ID)
-	return &apiLB{lb: got, poolID: p.ID}
+	return &apiLB{lb: got, poolID: p.ID, activeAt: activeAt}
 }
 
 func (tn *tenant) addMember(a *apiLB, address string) string {

@@ -5,7 +5,10 @@ package dataplane
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -51,6 +54,10 @@ import (
 //  4. deleting the Service, servers, load balancer and floating IPs leaves
 //     no container, no Docker network and no DOCKER-USER rule of them.
 func TestWorkloadCluster(t *testing.T) {
+	// The agent runs this tree's code (devcloud.sh rebuilds and restarts it
+	// when its code differs; otherwise a quick no-op), so that the restart
+	// below restarts the same binary.
+	startAgent(t)
 	st := agentStatus(t)
 	gw := externalGateway(t, st)
 	image := nodeImage(t)
@@ -85,8 +92,14 @@ func TestWorkloadCluster(t *testing.T) {
 
 	start := time.Now()
 	api := tn.apiLoadBalancer()
+	fipCreated := time.Now()
 	lbFIP := tn.fip(api.lb.VipPortID)
 	t.Logf("TIMING API load balancer ACTIVE with listener, pool, monitor and floating IP %s: %s", lbFIP.FloatingIP, time.Since(start).Round(time.Second))
+	// The agent's reaction: its helpers run after Octavia and Neutron said so.
+	lbHelper := waitContainer(t, dc, dataplane.LabelLBID, api.lb.ID)
+	t.Logf("TIMING agent reaction: load balancer ACTIVE -> its helper running: %s", reaction(containerStarted(t, dc, lbHelper), api.activeAt))
+	fipHelper := waitContainer(t, dc, dataplane.LabelFIPID, lbFIP.ID)
+	t.Logf("TIMING agent reaction: floating IP associated -> its helper running: %s", reaction(containerStarted(t, dc, fipHelper), fipCreated))
 	cp1Port := tn.port("cp1")
 	cp1IP := cp1Port.FixedIPs[0].IPAddress
 	cp1FIP := tn.fip(cp1Port.ID)
@@ -101,16 +114,23 @@ func TestWorkloadCluster(t *testing.T) {
 	created := time.Now()
 	cp1 := tn.server(clusterName+"-control-plane-0", imageID, cp1Port.ID, kc.initUserData(t))
 	tn.waitActive(cp1.ID)
-	t.Logf("TIMING server %s ACTIVE: %s", clusterName+"-control-plane-0", time.Since(created).Round(time.Second))
+	activeAt := time.Now()
+	t.Logf("TIMING server %s ACTIVE: %s", clusterName+"-control-plane-0", activeAt.Sub(created).Round(time.Second))
 	cp1Container := waitContainer(t, dc, dataplane.LabelServerID, cp1.ID)
-	t.Logf("TIMING server create -> node container running: %s", containerStarted(t, dc, cp1Container).Sub(created).Round(time.Second))
+	cp1Started := containerStarted(t, dc, cp1Container)
+	t.Logf("TIMING server create -> node container running: %s", cp1Started.Sub(created).Round(time.Second))
+	t.Logf("TIMING agent reaction: server ACTIVE -> node container running: %s", reaction(cp1Started, activeAt))
 	viaFIP := kc.client(t, "https://"+cp1FIP.FloatingIP+":6443")
 	waitNodes(t, viaFIP, 1, false)
 	t.Logf("TIMING server create -> node registered (through its floating IP): %s", time.Since(created).Round(time.Second))
 	viaLB := kc.client(t, "https://"+lbFIP.FloatingIP+":6443")
-	if _, err := viaLB.Discovery().ServerVersion(); err != nil {
-		t.Fatalf("API through the load balancer's floating IP %s: %v", lbFIP.FloatingIP, err)
-	}
+	// The load balancer forwards to the node once its health monitor saw
+	// the API server answer.
+	devcloudtest.WaitFor(t, 3*time.Minute, "the API server to answer through the load balancer's floating IP "+lbFIP.FloatingIP, func(context.Context) (bool, error) {
+		_, err := viaLB.Discovery().ServerVersion()
+		return err == nil, nil
+	})
+	t.Logf("TIMING server create -> API server answers through the load balancer's floating IP: %s", time.Since(created).Round(time.Second))
 
 	// OCCM, from the mirror, against devcloud through the lab region.
 	deployOCCM(t, viaFIP, occmImage, clusterName, tn)
@@ -119,22 +139,39 @@ func TestWorkloadCluster(t *testing.T) {
 	checkNodeInitialized(t, viaFIP, cp1.ID, cp1IP)
 
 	// 2. The agent stops; a worker is created meanwhile; the agent comes back.
-	before := ownContainers(t, dc)
+	// The agent is down only as long as that takes: the devcloud it serves
+	// is shared (other tests' clusters use its forwarders meanwhile).
+	wPort := tn.port("worker")
+	wUserData := kc.workerUserData(t)
+	// This test's containers (others' come and go with their tests).
+	before := map[string]string{}
+	for label, id := range map[string]string{dataplane.LabelServerID: cp1.ID, dataplane.LabelLBID: api.lb.ID} {
+		maps.Copy(before, containersLabelled(t, dc, label, id))
+	}
+	for _, f := range []*floatingips.FloatingIP{lbFIP, cp1FIP} {
+		maps.Copy(before, containersLabelled(t, dc, dataplane.LabelFIPID, f.ID))
+	}
+	binBefore := agentBinaryID(t)
 	stopAgent(t)
+	stopped := time.Now()
 	if rules := ownRules(t); len(rules) > 0 {
 		t.Errorf("DOCKER-USER rules left while the agent is stopped: %v", rules)
 	}
-	wPort := tn.port("worker")
 	wCreated := time.Now()
-	worker := tn.server(clusterName+"-md-0", imageID, wPort.ID, kc.workerUserData(t))
-	tn.waitActive(worker.ID)
+	worker := tn.server(clusterName+"-md-0", imageID, wPort.ID, wUserData)
 	startAgent(t)
+	t.Logf("TIMING agent stopped for %s (worker server created meanwhile)", time.Since(stopped).Round(time.Second))
+	tn.waitActive(worker.ID)
 	waitContainer(t, dc, dataplane.LabelServerID, worker.ID)
 	after := ownContainers(t, dc)
 	for id, name := range before {
 		if after[id] == "" {
-			t.Errorf("container %s (%s) was replaced after the agent restarted", name, id[:12])
+			t.Errorf("container %s (%s) was replaced after the agent restarted (agent binary before the stop %s, after the start %s: a load balancer's helper runs the agent's binary and follows its changes)",
+				name, id[:12], binBefore, agentBinaryID(t))
 		}
+	}
+	if len(before) != 4 {
+		t.Errorf("before the restart: %d containers of this test's server, load balancer and floating IPs, want 4: %v", len(before), before)
 	}
 	if n := countCloudInitRuns(t, dc, cp1Container, cp1.ID); n != 1 {
 		t.Errorf("cloud-init of %s ran %d times, want once", cp1.Name, n)
@@ -144,6 +181,8 @@ func TestWorkloadCluster(t *testing.T) {
 
 	// 3. A LoadBalancer Service: OCCM makes the Octavia LB and its FIP.
 	svcStart := time.Now()
+	occmName := "kube_service_" + clusterName + "_default_web"
+	cleanupOCCM(t, tn, viaLB, occmName, clusterName)
 	fip := deployWeb(t, viaLB, webImage)
 	t.Logf("TIMING LoadBalancer Service -> floating IP %s assigned by OCCM: %s", fip, time.Since(svcStart).Round(time.Second))
 	var body string
@@ -153,12 +192,13 @@ func TestWorkloadCluster(t *testing.T) {
 		return err == nil, nil
 	})
 	t.Logf("TIMING LoadBalancer Service -> answers through its floating IP: %s (%s)", time.Since(svcStart).Round(time.Second), strings.TrimSpace(body))
-	occmLB := findLB(t, tn, "kube_service_"+clusterName+"_default_web")
-	if b, err := httpGet(ctx, "http://"+occmLB.VipAddress+"/"); err != nil {
-		t.Errorf("Service VIP %s: %v", occmLB.VipAddress, err)
-	} else {
-		t.Logf("Service VIP %s answers: %s", occmLB.VipAddress, strings.TrimSpace(b))
-	}
+	occmLB, extraLBs := occmLoadBalancers(t, tn, viaLB, occmName)
+	devcloudtest.WaitFor(t, 2*time.Minute, "the Service to answer at its VIP http://"+occmLB.VipAddress, func(ctx context.Context) (bool, error) {
+		b, err := httpGet(ctx, "http://"+occmLB.VipAddress+"/")
+		body = b
+		return err == nil, nil
+	})
+	t.Logf("Service VIP %s answers: %s", occmLB.VipAddress, strings.TrimSpace(body))
 
 	// The kind cluster reaches both floating IPs; the node reaches its own
 	// cluster through the load balancer's floating IP (hairpin).
@@ -168,13 +208,20 @@ func TestWorkloadCluster(t *testing.T) {
 			Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever,
 				Tolerations: []corev1.Toleration{{Key: "node-role.kubernetes.io/control-plane", Operator: corev1.TolerationOpExists}},
 				Containers:  []corev1.Container{{Name: "probe", Image: probeImage, ImagePullPolicy: corev1.PullNever, Args: []string{"-get", url}}}},
-		}, 2*time.Minute)
+		}, 5*time.Minute)
 		t.Logf("from a kind pod: %s", strings.TrimSpace(logs))
 	}
-	res, err := dc.Exec(ctx, cp1Container, []string{"curl", "-sk", "--max-time", "10", "https://" + lbFIP.FloatingIP + ":6443/livez"}, nil)
-	if err != nil || res.ExitCode != 0 || strings.TrimSpace(string(res.Stdout)) != "ok" {
-		t.Errorf("hairpin: the node could not reach its cluster through %s: %v %+v", lbFIP.FloatingIP, err, res)
-	}
+	var hairpin string
+	devcloudtest.WaitFor(t, 2*time.Minute, "the node to reach its own cluster through "+lbFIP.FloatingIP+" (hairpin)", func(ctx context.Context) (bool, error) {
+		res, err := dc.Exec(ctx, cp1Container, []string{"curl", "-sk", "--max-time", "10", "https://" + lbFIP.FloatingIP + ":6443/livez"}, nil)
+		if err != nil {
+			hairpin = err.Error()
+			return false, nil
+		}
+		hairpin = fmt.Sprintf("exit %d: %s %s", res.ExitCode, res.Stdout, res.Stderr)
+		return res.ExitCode == 0 && strings.TrimSpace(string(res.Stdout)) == "ok", nil
+	})
+	t.Logf("hairpin: the node reaches its cluster through %s (%s)", lbFIP.FloatingIP, strings.TrimSpace(hairpin))
 
 	measureNodes(t, dc, map[string]string{"control plane": cp1Container, "worker": containerOf(t, dc, worker.ID)})
 
@@ -184,10 +231,17 @@ func TestWorkloadCluster(t *testing.T) {
 	if err := viaLB.CoreV1().Services("default").Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	devcloudtest.WaitFor(t, 3*time.Minute, "OCCM to delete its load balancer", func(ctx context.Context) (bool, error) {
+	devcloudtest.WaitFor(t, lbTimeout, "OCCM to delete its load balancer", func(ctx context.Context) (bool, error) {
 		_, err := loadbalancers.Get(ctx, tn.lbc, occmLB.ID).Extract()
 		return devcloudtest.IsNotFound(err), nil
 	})
+	lbIDs := []string{api.lb.ID, occmLB.ID}
+	for _, lb := range extraLBs { // OCCM does not know them: the test deletes them
+		if err := tn.deleteLB(ctx, lb.ID); err != nil {
+			t.Fatal(err)
+		}
+		lbIDs = append(lbIDs, lb.ID)
+	}
 	for _, id := range []string{worker.ID, cp1.ID} {
 		if err := tn.deleteServer(ctx, id); err != nil {
 			t.Fatal(err)
@@ -203,10 +257,10 @@ func TestWorkloadCluster(t *testing.T) {
 	}
 	gone := map[string]string{
 		dataplane.LabelServerID: cp1.ID + "," + worker.ID,
-		dataplane.LabelLBID:     api.lb.ID + "," + occmLB.ID,
+		dataplane.LabelLBID:     strings.Join(lbIDs, ","),
 		dataplane.LabelFIPID:    lbFIP.ID + "," + cp1FIP.ID,
 	}
-	devcloudtest.WaitFor(t, 2*time.Minute, "the data plane to remove every container, network and rule of the deleted resources", func(ctx context.Context) (bool, error) {
+	devcloudtest.WaitFor(t, 5*time.Minute, "the data plane to remove every container, network and rule of the deleted resources", func(ctx context.Context) (bool, error) {
 		left := leftovers(t, dc, gone, tn.network.ID, netName)
 		return len(left) == 0, nil
 	})
@@ -228,10 +282,10 @@ func pushToMirror(t *testing.T, refs ...string) {
 func waitContainer(t *testing.T, dc *docker.Client, label, value string) string {
 	t.Helper()
 	var id string
-	devcloudtest.WaitFor(t, 6*time.Minute, "a running container labelled "+label+"="+value, func(ctx context.Context) (bool, error) {
+	devcloudtest.WaitFor(t, 10*time.Minute, "a running container labelled "+label+"="+value, func(ctx context.Context) (bool, error) {
 		cs, err := dc.ContainerList(ctx, map[string][]string{"label": {label + "=" + value}})
 		if err != nil {
-			return false, err
+			return false, nil // a loaded engine may time out; asked again
 		}
 		for _, c := range cs {
 			if c.State == "running" {
@@ -252,6 +306,16 @@ func containerOf(t *testing.T, dc *docker.Client, serverID string) string {
 	return cs[0].ID
 }
 
+// reaction is how long after seen the agent started a container; the
+// agent may see a change up to one poll (1 s) before the test does.
+func reaction(started, seen time.Time) string {
+	d := started.Sub(seen)
+	if d < 0 {
+		return "at once (before the test's poll saw the change)"
+	}
+	return d.Round(100 * time.Millisecond).String()
+}
+
 func containerStarted(t *testing.T, dc *docker.Client, id string) time.Time {
 	c, err := dc.ContainerInspect(t.Context(), id)
 	if err != nil {
@@ -270,7 +334,9 @@ func waitNodes(t *testing.T, cs *kubernetes.Clientset, want int, ready bool) {
 	if ready {
 		what = fmt.Sprintf("%d node(s) Ready and without the uninitialized taint", want)
 	}
-	devcloudtest.WaitFor(t, 6*time.Minute, what, func(ctx context.Context) (bool, error) {
+	// Generous: on a loaded machine Nova answered in up to a minute, and
+	// OCCM's node initialization backs off while it does not.
+	err := devcloudtest.Poll(t.Context(), 15*time.Minute, time.Second, what, func(ctx context.Context) (bool, error) {
 		nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return false, nil // the API server may not answer yet
@@ -298,7 +364,68 @@ func waitNodes(t *testing.T, cs *kubernetes.Clientset, want int, ready bool) {
 		}
 		return n >= want, nil
 	})
+	if err != nil {
+		dumpCluster(t, cs)
+		t.Fatal(err)
+	}
 }
+
+// dumpCluster logs what a wait on a workload cluster needs to be understood:
+// nodes (conditions, taints, provider IDs), pods that are not running,
+// recent warning events and the log tail of OCCM.
+func dumpCluster(t *testing.T, cs *kubernetes.Clientset) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(t.Context()), time.Minute)
+	defer cancel()
+	nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Logf("DUMP nodes: %v", err)
+	}
+	for _, n := range nodes.Items {
+		var conds []string
+		for _, c := range n.Status.Conditions {
+			conds = append(conds, fmt.Sprintf("%s=%s (%s: %s)", c.Type, c.Status, c.Reason, c.Message))
+		}
+		t.Logf("DUMP node %s providerID=%q taints=%v addresses=%v conditions=%v", n.Name, n.Spec.ProviderID, n.Spec.Taints, n.Status.Addresses, conds)
+	}
+	pods, err := cs.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Logf("DUMP pods: %v", err)
+	}
+	for _, p := range pods.Items {
+		var st []string
+		for _, c := range p.Status.ContainerStatuses {
+			s := fmt.Sprintf("%s ready=%v restarts=%d", c.Name, c.Ready, c.RestartCount)
+			if w := c.State.Waiting; w != nil {
+				s += fmt.Sprintf(" waiting %s: %s", w.Reason, w.Message)
+			}
+			if term := c.LastTerminationState.Terminated; term != nil {
+				s += fmt.Sprintf(" last exit %d %s", term.ExitCode, term.Reason)
+			}
+			st = append(st, s)
+		}
+		t.Logf("DUMP pod %s/%s on %q %s %v", p.Namespace, p.Name, p.Spec.NodeName, p.Status.Phase, st)
+		if strings.HasPrefix(p.Name, "openstack-cloud-controller-manager") {
+			rc, err := cs.CoreV1().Pods(p.Namespace).GetLogs(p.Name, &corev1.PodLogOptions{TailLines: ptrTo(int64(40))}).Stream(ctx)
+			if err != nil {
+				t.Logf("DUMP log of %s: %v", p.Name, err)
+				continue
+			}
+			b, _ := io.ReadAll(io.LimitReader(rc, 64<<10))
+			rc.Close()
+			t.Logf("DUMP log of %s:\n%s", p.Name, b)
+		}
+	}
+	events, err := cs.CoreV1().Events("").List(ctx, metav1.ListOptions{FieldSelector: "type=Warning"})
+	if err != nil {
+		t.Logf("DUMP events: %v", err)
+	}
+	for _, e := range events.Items {
+		t.Logf("DUMP event %s %s/%s %s: %s (x%d)", e.LastTimestamp.Format(time.TimeOnly), e.InvolvedObject.Kind, e.InvolvedObject.Name, e.Reason, e.Message, e.Count)
+	}
+}
+
+func ptrTo[T any](v T) *T { return &v }
 
 func checkNodeInitialized(t *testing.T, cs *kubernetes.Clientset, serverID, ip string) {
 	nodes, err := cs.CoreV1().Nodes().List(t.Context(), metav1.ListOptions{})
@@ -440,16 +567,115 @@ func deployWeb(t *testing.T, cs *kubernetes.Clientset, image string) string {
 	return ip
 }
 
-func findLB(t *testing.T, tn *tenant, name string) *loadbalancers.LoadBalancer {
-	pages, err := loadbalancers.List(tn.lbc, loadbalancers.ListOpts{Name: name}).AllPages(t.Context())
+// occmLoadBalancers returns the load balancer OCCM serves the Service
+// with (the ID it records on the Service) and any other of its name: under
+// a loaded Octavia, OCCM was seen to create a second one whose create it
+// had not seen answered; it never deletes that one, the test does.
+func occmLoadBalancers(t *testing.T, tn *tenant, cs *kubernetes.Clientset, name string) (*loadbalancers.LoadBalancer, []loadbalancers.LoadBalancer) {
+	t.Helper()
+	var id string
+	devcloudtest.WaitFor(t, 2*time.Minute, "OCCM to record its load balancer on Service web", func(ctx context.Context) (bool, error) {
+		svc, err := cs.CoreV1().Services("default").Get(ctx, "web", metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		id = svc.Annotations["loadbalancer.openstack.org/load-balancer-id"]
+		return id != "", nil
+	})
+	lbs := lbsNamed(t.Context(), t, tn, name)
+	var own *loadbalancers.LoadBalancer
+	var extra []loadbalancers.LoadBalancer
+	for i := range lbs {
+		if lbs[i].ID == id {
+			own = &lbs[i]
+		} else {
+			extra = append(extra, lbs[i])
+		}
+	}
+	if own == nil {
+		t.Fatalf("OCCM's load balancer %s (on Service web) is not among those named %s: %+v", id, name, lbs)
+	}
+	if len(extra) > 0 {
+		t.Logf("OCCM made %d more load balancer(s) named %s besides its own %s (a create it did not see answered on a loaded Octavia); the test deletes them", len(extra), name, id)
+	}
+	return own, extra
+}
+
+func lbsNamed(ctx context.Context, t *testing.T, tn *tenant, name string) []loadbalancers.LoadBalancer {
+	pages, err := loadbalancers.List(tn.lbc, loadbalancers.ListOpts{Name: name}).AllPages(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	lbs, err := loadbalancers.ExtractLoadBalancers(pages)
-	if err != nil || len(lbs) != 1 {
-		t.Fatalf("load balancer %s: %v (%d found)", name, err, len(lbs))
+	if err != nil {
+		t.Fatal(err)
 	}
-	return &lbs[0]
+	return lbs
+}
+
+// cleanupOCCM removes, when the test ends however it ends, what OCCM made
+// for Service web in the test's project: the Service first (so that OCCM
+// makes nothing more), then every load balancer of its name and the
+// floating IPs OCCM describes as the Service's of this cluster.
+func cleanupOCCM(t *testing.T, tn *tenant, cs *kubernetes.Clientset, lbName, clusterName string) {
+	devcloudtest.Cleanup(t, "what OCCM made for Service web", func(ctx context.Context) error {
+		sctx, cancel := context.WithTimeout(ctx, 20*time.Second) // the cluster may be gone already
+		_ = cs.CoreV1().Services("default").Delete(sctx, "web", metav1.DeleteOptions{})
+		cancel()
+		pages, err := loadbalancers.List(tn.lbc, loadbalancers.ListOpts{Name: lbName}).AllPages(ctx)
+		if err != nil {
+			return err
+		}
+		lbs, err := loadbalancers.ExtractLoadBalancers(pages)
+		if err != nil {
+			return err
+		}
+		var errs []error
+		for _, lb := range lbs {
+			if err := tn.deleteLB(ctx, lb.ID); err != nil && !devcloudtest.IsNotFound(err) {
+				errs = append(errs, err)
+			}
+		}
+		fpages, err := floatingips.List(tn.net, floatingips.ListOpts{}).AllPages(ctx)
+		if err != nil {
+			return errors.Join(append(errs, err)...)
+		}
+		fips, err := floatingips.ExtractFloatingIPs(fpages)
+		if err != nil {
+			return errors.Join(append(errs, err)...)
+		}
+		for _, f := range fips {
+			if strings.HasPrefix(f.Description, "Floating IP for Kubernetes external service") && strings.HasSuffix(f.Description, " from cluster "+clusterName) {
+				if err := floatingips.Delete(ctx, tn.net, f.ID).ExtractErr(); err != nil && !devcloudtest.IsNotFound(err) {
+					errs = append(errs, err)
+				}
+			}
+		}
+		return errors.Join(errs...)
+	})
+}
+
+// containersLabelled maps the IDs of the containers with label=value to their names.
+func containersLabelled(t *testing.T, dc *docker.Client, label, value string) map[string]string {
+	cs, err := dc.ContainerList(t.Context(), map[string][]string{"label": {label + "=" + value}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, c := range cs {
+		out[c.ID] = c.Name()
+	}
+	return out
+}
+
+// agentBinaryID identifies the agent's binary devcloud.sh built (its
+// size and modification time: it is replaced only when its code changed).
+func agentBinaryID(t *testing.T) string {
+	fi, err := os.Stat("/var/lib/devcloud/bin/dataplane")
+	if err != nil {
+		return err.Error()
+	}
+	return fmt.Sprintf("%d bytes, built %s", fi.Size(), fi.ModTime().UTC().Format(time.TimeOnly))
 }
 
 // ownContainers maps the data plane's container IDs to their names.
