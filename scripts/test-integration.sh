@@ -9,7 +9,8 @@
 #   3. integration go test -tags integration: every integration package under tests/, in two
 #                  parallel streams (the data-plane tests restart the agent, so the tests that drive
 #                  Cluster API through it run after them, in their own stream)
-#   4. e2e         scripts/e2e.sh: the e2e tier on kind (engine and image are in place by then)
+#   4. e2e         scripts/e2e.sh: the e2e tier on kind, after the api stream of 3 and while its
+#                  lab stream still runs
 #   5. teardown    devcloud keeps running unless DEVCLOUD_STOP=1
 #
 # Environment:
@@ -84,20 +85,27 @@ stream() { # stream NAME PACKAGES...: go test, each line prefixed with [NAME]
   echo "=== test-integration: stream $name done in $(($(date +%s) - t))s (exit $rc)"
   return "$rc"
 }
-stream api "${api_pkgs[@]}" & api=$!
+# The e2e tier (kind clusters only, no devcloud) follows the api stream, while the lab stream,
+# the longest, still runs.
+api_then_e2e() {
+  local rc=0
+  stream api "${api_pkgs[@]}" || rc=$?
+  if [[ ${E2E:-1} != 0 ]]; then
+    echo "=== test-integration: e2e: scripts/e2e.sh (Docker engine, kind node image, e2e tier) ($(($(date +%s) - T0))s)"
+    scripts/e2e.sh 2>&1 | sed -u "s/^/[e2e] /"
+    local e2e_rc=${PIPESTATUS[0]}
+    ((rc)) || rc=$e2e_rc
+  else
+    echo "=== test-integration: e2e: skipped (E2E=0)"
+  fi
+  return "$rc"
+}
+api_then_e2e & api=$!
 lab_rc=0
 stream lab -p 1 "${lab_pkgs[0]}" || lab_rc=$?
 stream lab -p 3 "${lab_pkgs[@]:1}" || lab_rc=$?
 wait "$api" || status=$?
 ((lab_rc == 0)) || status=$lab_rc
-
-# ---- 4. e2e tier (kind) -------------------------------------------------------------------------
-if [[ ${E2E:-1} != 0 ]]; then
-  section "e2e: scripts/e2e.sh (Docker engine, kind node image, e2e tier)"
-  scripts/e2e.sh || status=$((status ? status : $?))
-else
-  section "e2e: skipped (E2E=0)"
-fi
 
 section "done (exit $status)"
 exit $status
