@@ -189,9 +189,9 @@ test:
 test-integration:
 	scripts/test-integration.sh
 
-## bench: Benchmarks on devcloud, as ratios against their baselines: image registration vs the openstack CLI, fullclean vs SCS cleanup.sh; and the cold/warm build of OpenTofu and its OpenStack provider.
+## bench: Benchmarks on devcloud, as ratios against their baselines: image registration vs the openstack CLI, fullclean vs SCS cleanup.sh; and the cold/warm build of OpenTofu and its OpenStack provider; three workload clusters created in parallel vs one (local lab).
 bench:
-	$(GO) test -tags integration -run '^$$' -bench . -benchtime 1x -timeout 4h ./tests/integration/image ./tests/integration/cleanup ./tests/integration/remote
+	$(GO) test -tags integration -run '^$$' -bench . -benchtime 1x -timeout 4h ./tests/integration/image ./tests/integration/cleanup ./tests/integration/remote ./tests/integration/workload
 
 ## lint: gofmt, go vet (including the magefiles and the tagged test tiers).
 lint:
