@@ -60,7 +60,7 @@ type Options struct {
 	Interval time.Duration
 	// PassTimeout bounds one reconciliation (default 90s).
 	PassTimeout time.Duration
-	Log      *slog.Logger
+	Log         *slog.Logger
 	// Firewall manages the DOCKER-USER rules; nil disables them (tests).
 	Firewall Firewall
 	// Faults records why a server went to ERROR; nil: ERROR without a fault.
