@@ -92,8 +92,8 @@ api_then_e2e() {
   stream api "${api_pkgs[@]}" || rc=$?
   if [[ ${E2E:-1} != 0 ]]; then
     echo "=== test-integration: e2e: scripts/e2e.sh (Docker engine, kind node image, e2e tier) ($(($(date +%s) - T0))s)"
-    scripts/e2e.sh 2>&1 | sed -u "s/^/[e2e] /"
-    local e2e_rc=${PIPESTATUS[0]}
+    local e2e_rc=0
+    scripts/e2e.sh > >(sed -u "s/^/[e2e] /") 2>&1 || e2e_rc=$?
     ((rc)) || rc=$e2e_rc
   else
     echo "=== test-integration: e2e: skipped (E2E=0)"
