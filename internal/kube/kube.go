@@ -178,11 +178,55 @@ func (c *Cluster) Apply(ctx context.Context, objs ...*unstructured.Unstructured)
 	}
 	sortStable(ordered, func(a, b *unstructured.Unstructured) bool { return rank(a) < rank(b) })
 	for _, u := range ordered {
-		if err := c.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
+		if err := c.applyOne(ctx, u); err != nil {
 			return fmt.Errorf("cluster %s: apply %s %s: %w", c.Name, u.GetKind(), ObjectName(u), err)
 		}
 	}
 	return nil
+}
+
+// webhookRetry bounds how long Apply waits out an admission webhook that
+// does not answer yet: a controller whose Deployment is Available can take
+// seconds more until its Service routes to it ("connection refused").
+const webhookRetry = 2 * time.Minute
+
+// applyOne applies one object; a webhook that cannot be called yet is
+// retried (bounded), anything else is returned at once.
+func (c *Cluster) applyOne(ctx context.Context, u *unstructured.Unstructured) error {
+	deadline := time.Now().Add(webhookRetry)
+	delay := time.Second
+	for attempt := 1; ; attempt++ {
+		err := c.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(FieldOwner), client.ForceOwnership)
+		if err == nil || !webhookNotReady(err) || time.Now().Add(delay).After(deadline) {
+			if err != nil && attempt > 1 {
+				return fmt.Errorf("after %d attempts: %w", attempt, err)
+			}
+			return err
+		}
+		if c.Log != nil {
+			c.Log.Info("admission webhook not answering yet; retrying", "cluster", c.Name, "object", u.GetKind()+" "+ObjectName(u), "attempt", attempt, "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (while waiting for an admission webhook: %v)", ctx.Err(), err)
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 10*time.Second)
+	}
+}
+
+// webhookNotReady: the API server could not reach an admission or
+// conversion webhook (not a rejection by it).
+func webhookNotReady(err error) bool {
+	if !apierrors.IsInternalError(err) && !apierrors.IsServiceUnavailable(err) {
+		return false
+	}
+	msg := err.Error()
+	if strings.Contains(msg, "failed calling webhook") {
+		return true
+	}
+	return strings.Contains(msg, "conversion webhook") &&
+		(strings.Contains(msg, "connection refused") || strings.Contains(msg, "no endpoints available") || strings.Contains(msg, "i/o timeout"))
 }
 
 // ApplyYAML decodes and applies a YAML stream.
