@@ -250,6 +250,11 @@ func (s *Session) Run(ctx context.Context, plan Plan) (*report.Report, error) {
 	if r.rep.Outcome == report.OutcomeInterrupted {
 		r.opts.RetrieveTimeout = min(r.opts.RetrieveTimeout, time.Minute)
 	}
+	// A run cut short between two polls has containers nobody follows yet:
+	// one last look, so their logs are kept too.
+	pollCtx, cancelPoll := context.WithTimeout(after, 10*time.Second)
+	logs.poll(pollCtx)
+	cancelPoll()
 	r.rep.Artifacts = append(r.rep.Artifacts, logs.stop()...)
 	r.collect(after, waitErr == nil)
 	cleanupErr := cleanup(after, r.log, t, r.sc, r.ns, r.start, opts.CleanupTimeout)
