@@ -3,12 +3,9 @@ package imagebuild
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
-	"syscall"
-	"time"
 
-	"github.com/capilab/capilab/internal/wait"
+	"github.com/capilab/capilab/internal/modbuild"
 )
 
 // Lock takes an exclusive file lock on CacheDir/<name>.lock: the work
@@ -19,25 +16,9 @@ import (
 // another holds it; the kernel releases it when its holder ends, however
 // it ends.
 func (b *Builder) Lock(ctx context.Context, name string) (func(), error) {
-	if err := os.MkdirAll(b.CacheDir, 0o755); err != nil {
-		return nil, err
-	}
-	path := filepath.Join(b.CacheDir, name+".lock")
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	unlock, err := modbuild.FileLock(ctx, b.log(), filepath.Join(b.CacheDir, name+".lock"), "another check to release "+name)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("lock %s: %w", name, err)
 	}
-	try := func() bool { return syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil }
-	if !try() {
-		err := wait.For(ctx, b.log(), wait.Spec{What: "another check to release " + name, Timeout: time.Hour, Interval: time.Second},
-			func(context.Context) (bool, string, error) { return try(), "lock " + path + " held", nil })
-		if err != nil {
-			f.Close()
-			return nil, fmt.Errorf("lock %s: %w", name, err)
-		}
-	}
-	return func() {
-		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
-	}, nil
+	return unlock, nil
 }
