@@ -1,7 +1,8 @@
 //go:build pins
 
 // Package pins keeps every mission library in go.mod at its pinned version
-// (../shared/notes/go-deps.md) before the capability that uses it lands, so
+// (the versions the Go module proxy serves and that build together) before
+// the capability that uses it lands, so
 // `go mod tidy` cannot drop one and a later `go get` cannot move the set.
 // The build tag keeps it out of every build; tidy still sees the imports.
 // Remove an import here once real code imports that library.
