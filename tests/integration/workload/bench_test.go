@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/capilab/capilab/tests/devcloudtest"
 )
 
 // BenchmarkParallelCreate: make create_cluster of one cluster, then of
@@ -21,17 +19,7 @@ import (
 func BenchmarkParallelCreate(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 170*time.Minute)
 	defer cancel()
-	l := devcloudtest.NewLab(b, "bnwl", "bench-workload", "OS_CLOUD="+labCloud, "PROVIDER_SOURCE=local",
-		"CONTROLLER_COUNT=1", "WORKER_COUNT=1")
-	b.Cleanup(func() {
-		cctx, ccancel := context.WithTimeout(context.Background(), 30*time.Minute)
-		defer ccancel()
-		l.Make(cctx, "clean")
-		l.Make(cctx, "fullclean")
-	})
-	if _, code, _ := l.Make(ctx, "create", "CONTROLLER_COUNT=0"); code != 0 {
-		b.Fatalf("make create: exit %d", code)
-	}
+	l := newLabWithManagement(ctx, b, "bnwl", "bench-workload", 30*time.Minute)
 	id := l.Prefix[len(l.Prefix)-6:]
 	run := func(names ...string) time.Duration {
 		list := strings.Join(names, ",")

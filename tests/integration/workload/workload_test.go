@@ -35,17 +35,7 @@ const labCloud = "devcloud-lab"
 func TestWorkloadClusters(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 80*time.Minute)
 	defer cancel()
-	l := devcloudtest.NewLab(t, "itwl", "integration-workload", "OS_CLOUD="+labCloud, "PROVIDER_SOURCE=local",
-		"CONTROLLER_COUNT=1", "WORKER_COUNT=1")
-	t.Cleanup(func() {
-		cctx, ccancel := context.WithTimeout(context.Background(), 20*time.Minute)
-		defer ccancel()
-		l.Make(cctx, "clean")
-		l.Make(cctx, "fullclean")
-	})
-	if _, code, _ := l.Make(ctx, "create", "CONTROLLER_COUNT=0"); code != 0 {
-		t.Fatalf("make create: exit %d", code)
-	}
+	l := newLabWithManagement(ctx, t, "itwl", "integration-workload", 20*time.Minute)
 	a, b := "a"+l.Prefix[len(l.Prefix)-6:], "b"+l.Prefix[len(l.Prefix)-6:]
 
 	// Two clusters in parallel: a create interrupted once their objects are
@@ -104,6 +94,25 @@ func TestWorkloadClusters(t *testing.T) {
 		t.Errorf("make leakcheck after delete_cluster: exit %d", code)
 	}
 
+}
+
+// newLabWithManagement makes a local-lab lab (1 control plane + 1 worker
+// per cluster) with its management cluster, removed with everything the
+// lab owns when the test ends (bounded by cleanup).
+func newLabWithManagement(ctx context.Context, tb testing.TB, kind, artifacts string, cleanup time.Duration) *devcloudtest.Lab {
+	tb.Helper()
+	l := devcloudtest.NewLab(tb, kind, artifacts, "OS_CLOUD="+labCloud, "PROVIDER_SOURCE=local",
+		"CONTROLLER_COUNT=1", "WORKER_COUNT=1")
+	tb.Cleanup(func() {
+		cctx, ccancel := context.WithTimeout(context.Background(), cleanup)
+		defer ccancel()
+		l.Make(cctx, "clean")
+		l.Make(cctx, "fullclean")
+	})
+	if _, code, _ := l.Make(ctx, "create", "CONTROLLER_COUNT=0"); code != 0 {
+		tb.Fatalf("make create: exit %d", code)
+	}
+	return l
 }
 
 func workloadCluster(t *testing.T, l *devcloudtest.Lab, name string) *kube.Cluster {
