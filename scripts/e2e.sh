@@ -87,5 +87,6 @@ set -e
 grep -h 'TIMING' "$ARTIFACTS/e2e/go-test.log" | sed 's/^ *//' || true
 log=$ARTIFACTS/e2e/go-test.log
 echo "e2e tests: $(grep -c '^--- PASS: Test' "$log") passed, $(grep -c '^--- FAIL: Test' "$log") failed (with subtests: $(grep -c -- '--- PASS' "$log") passed, $(grep -c -- '--- FAIL' "$log") failed)"
+grep -- '--- FAIL' "$log" | sed 's/^ */failed: /' || true
 phase_end
 exit "$rc"

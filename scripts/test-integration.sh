@@ -77,10 +77,15 @@ args=(-tags integration -count=1 -timeout "${INTEGRATION_TIMEOUT:-60m}")
 lab_pkgs=(./tests/integration/dataplane ./tests/integration/mgmt ./tests/integration/workload ./tests/integration/nightly)
 mapfile -t api_pkgs < <("$GO" list -tags integration ./tests/... | grep -v -e '/tests/integration/dataplane$' \
   -e '/tests/integration/mgmt$' -e '/tests/integration/workload$' -e '/tests/integration/nightly$' -e '/tests/e2e')
+# Every stream's output is also kept in $LOGS, so the end of the run can say which packages and
+# tests failed (CI often shows only the last lines).
+LOGS=${ARTIFACTS:-$PWD/artifacts}/test-integration
+mkdir -p "$LOGS"
+rm -f "$LOGS"/*.log
 stream() { # stream NAME PACKAGES...: go test, each line prefixed with [NAME]
   local name=$1; shift
   local t; t=$(date +%s)
-  "$GO" test "${args[@]}" "$@" 2>&1 | sed -u "s/^/[$name] /"
+  "$GO" test "${args[@]}" "$@" 2>&1 | sed -u "s/^/[$name] /" | tee -a "$LOGS/$name.log"
   local rc=${PIPESTATUS[0]}
   echo "=== test-integration: stream $name done in $(($(date +%s) - t))s (exit $rc)"
   return "$rc"
@@ -93,7 +98,7 @@ api_then_e2e() {
   if [[ ${E2E:-1} != 0 ]]; then
     echo "=== test-integration: e2e: scripts/e2e.sh (Docker engine, kind node image, e2e tier) ($(($(date +%s) - T0))s)"
     local e2e_rc=0
-    scripts/e2e.sh > >(sed -u "s/^/[e2e] /") 2>&1 || e2e_rc=$?
+    scripts/e2e.sh > >(sed -u "s/^/[e2e] /" | tee -a "$LOGS/e2e.log") 2>&1 || e2e_rc=$?
     ((rc)) || rc=$e2e_rc
   else
     echo "=== test-integration: e2e: skipped (E2E=0)"
@@ -107,5 +112,15 @@ stream lab -p 3 "${lab_pkgs[@]:1}" || lab_rc=$?
 wait "$api" || status=$?
 ((lab_rc == 0)) || status=$lab_rc
 
+# What CI's tail must show, most important last: the measured figures, every package's result
+# and time, every failed test.
+section "summary: figures (TIMING lines of the tests)"
+grep -h -o -E 'TIMING .*' "$LOGS"/*.log | cut -c1-160 || true
+section "summary: packages"
+grep -h -E '^\[(lab|api|e2e)\] (ok|FAIL)[[:space:]]' "$LOGS"/*.log || true
+if grep -q -h -E '^\[(lab|api|e2e)\] *--- FAIL' "$LOGS"/*.log 2>/dev/null; then
+  section "summary: failed tests"
+  grep -h -E '^\[(lab|api|e2e)\] *--- FAIL' "$LOGS"/*.log
+fi
 section "done (exit $status)"
 exit $status
