@@ -115,7 +115,7 @@ wait "$api" || status=$?
 # What CI's tail must show, most important last: the measured figures, every package's result
 # and time, every failed test.
 section "summary: figures (TIMING lines of the tests)"
-grep -h -o -E 'TIMING .*' "$LOGS"/*.log | cut -c1-160 || true
+grep -h -o -E 'TIMING .*' "$LOGS"/*.log | cut -c1-160 | awk '!seen[$0]++' || true
 section "summary: packages"
 grep -h -E '^\[(lab|api|e2e)\] (ok|FAIL)[[:space:]]' "$LOGS"/*.log || true
 if grep -q -h -E '^\[(lab|api|e2e)\] *--- FAIL' "$LOGS"/*.log 2>/dev/null; then

@@ -137,7 +137,7 @@ func TestQuickThroughMake(t *testing.T) {
 	work := workDir(t)
 	cmd := exec.CommandContext(ctx, "make", "check-quick")
 	cmd.Dir = suite.repoRoot
-	cmd.Env = append(os.Environ(), baseEnv(t, work)...)
+	cmd.Env = append(shellEnviron(), baseEnv(t, work)...)
 	out := &logWriter{t: t}
 	cmd.Stdout, cmd.Stderr = out, out
 	start := time.Now()

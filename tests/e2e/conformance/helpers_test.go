@@ -70,6 +70,21 @@ func baseEnv(t *testing.T, work string) []string {
 	}
 }
 
+// shellEnviron is this process's environment as a user's shell has it:
+// without what an enclosing make passes down (make test-integration runs
+// these tests), which would make `make check-quick` a sub-make that prints
+// "make[1]: Leaving directory" after capilab's last line.
+func shellEnviron() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if name != "MAKELEVEL" && name != "MAKEFLAGS" && name != "MFLAGS" {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
 // runCheck runs a check target the way `make <target>` does, in-process.
 func runCheck(ctx context.Context, t *testing.T, target, work string, env ...string) result {
 	t.Helper()
