@@ -98,7 +98,7 @@ api_then_e2e() {
   if [[ ${E2E:-1} != 0 ]]; then
     echo "=== test-integration: e2e: scripts/e2e.sh (Docker engine, kind node image, e2e tier) ($(($(date +%s) - T0))s)"
     local e2e_rc=0
-    scripts/e2e.sh > >(sed -u "s/^/[e2e] /" | tee -a "$LOGS/e2e.log") 2>&1 || e2e_rc=$?
+    scripts/e2e.sh 2>&1 | sed -u "s/^/[e2e] /" | tee -a "$LOGS/e2e.log" || e2e_rc=$?
     ((rc)) || rc=$e2e_rc
   else
     echo "=== test-integration: e2e: skipped (E2E=0)"
@@ -117,10 +117,11 @@ wait "$api" || status=$?
 section "summary: figures (TIMING lines of the tests)"
 grep -h -o -E 'TIMING .*' "$LOGS"/*.log | cut -c1-160 | awk '!seen[$0]++' || true
 section "summary: packages"
-grep -h -E '^\[(lab|api|e2e)\] (ok|FAIL)[[:space:]]' "$LOGS"/*.log || true
-if grep -q -h -E '^\[(lab|api|e2e)\] *--- FAIL' "$LOGS"/*.log 2>/dev/null; then
+grep -h -E '^\[[a-z0-9]+\] (ok|FAIL)[[:space:]]' "$LOGS"/*.log || true
+failed=$(grep -h -E '^\[[a-z0-9]+\] *--- FAIL' "$LOGS"/*.log || true)
+if [[ -n $failed ]]; then
   section "summary: failed tests"
-  grep -h -E '^\[(lab|api|e2e)\] *--- FAIL' "$LOGS"/*.log
+  echo "$failed"
 fi
 section "done (exit $status)"
 exit $status

@@ -32,22 +32,14 @@ func TestApplyWaitsOutAWebhookThatDoesNotAnswerYet(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			calls := 0
-			cl := crfake.NewClientBuilder().WithInterceptorFuncs(interceptor.Funcs{
-				Apply: func(ctx context.Context, c client.WithWatch, obj runtime.ApplyConfiguration, opts ...client.ApplyOption) error {
-					calls++
-					if calls <= len(tt.failures) {
-						return tt.failures[calls-1]
-					}
-					return nil
-				},
-			}).Build()
-			c := &Cluster{Name: "mgmt", Client: cl}
-			u := &unstructured.Unstructured{}
-			u.SetAPIVersion("v1")
-			u.SetKind("ConfigMap")
-			u.SetNamespace("default")
-			u.SetName("probe")
-			err := c.Apply(context.Background(), u)
+			c := clusterApplying(func() error {
+				calls++
+				if calls <= len(tt.failures) {
+					return tt.failures[calls-1]
+				}
+				return nil
+			})
+			err := c.Apply(context.Background(), probeConfigMap())
 			if calls != tt.wantCalls {
 				t.Errorf("%d apply calls, want %d", calls, tt.wantCalls)
 			}
@@ -65,20 +57,33 @@ func TestApplyStopsWaitingForAWebhookWhenCancelled(t *testing.T) {
 	unreachable := apierrors.NewInternalError(errors.New(`failed calling webhook "w": connect: connection refused`))
 	ctx, cancel := context.WithCancel(context.Background())
 	calls := 0
-	cl := crfake.NewClientBuilder().WithInterceptorFuncs(interceptor.Funcs{
-		Apply: func(context.Context, client.WithWatch, runtime.ApplyConfiguration, ...client.ApplyOption) error {
-			calls++
-			cancel()
-			return unreachable
-		},
-	}).Build()
-	c := &Cluster{Name: "mgmt", Client: cl}
-	u := &unstructured.Unstructured{}
-	u.SetAPIVersion("v1")
-	u.SetKind("ConfigMap")
-	u.SetName("probe")
-	err := c.Apply(ctx, u)
+	c := clusterApplying(func() error {
+		calls++
+		cancel()
+		return unreachable
+	})
+	err := c.Apply(ctx, probeConfigMap())
 	if !errors.Is(err, context.Canceled) || calls != 1 {
 		t.Errorf("after cancel: %v (%d calls), want context.Canceled after one call", err, calls)
 	}
+}
+
+// clusterApplying is a cluster whose every server-side apply answers with
+// apply().
+func clusterApplying(apply func() error) *Cluster {
+	cl := crfake.NewClientBuilder().WithInterceptorFuncs(interceptor.Funcs{
+		Apply: func(context.Context, client.WithWatch, runtime.ApplyConfiguration, ...client.ApplyOption) error {
+			return apply()
+		},
+	}).Build()
+	return &Cluster{Name: "mgmt", Client: cl}
+}
+
+func probeConfigMap() *unstructured.Unstructured {
+	u := &unstructured.Unstructured{}
+	u.SetAPIVersion("v1")
+	u.SetKind("ConfigMap")
+	u.SetNamespace("default")
+	u.SetName("probe")
+	return u
 }

@@ -34,6 +34,8 @@ import (
 	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
 	clusterctlv1 "sigs.k8s.io/cluster-api/cmd/clusterctl/api/v1alpha3"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/capilab/capilab/internal/wait"
 )
 
 // FieldOwner is the server-side apply field manager of everything capilab applies.
@@ -206,10 +208,8 @@ func (c *Cluster) applyOne(ctx context.Context, u *unstructured.Unstructured) er
 		if c.Log != nil {
 			c.Log.Info("admission webhook not answering yet; retrying", "cluster", c.Name, "object", u.GetKind()+" "+ObjectName(u), "attempt", attempt, "error", err)
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w (while waiting for an admission webhook: %v)", ctx.Err(), err)
-		case <-time.After(delay):
+		if serr := wait.Sleep(ctx, delay); serr != nil {
+			return fmt.Errorf("%w (while waiting for an admission webhook: %v)", serr, err)
 		}
 		delay = min(2*delay, 10*time.Second)
 	}
