@@ -147,6 +147,17 @@ cmd_install() {
   log "install: done"
 }
 
+# The Neutron L3 plugin whose floating IPs are ACTIVE while associated (no L3 agent runs here):
+# a module in Debian's site directory for local packages, selected by its class path. Put in
+# place each time Neutron is configured, so a devcloud installed before it gets it too.
+install_l3_plugin() {
+  local site
+  site=$($PY -c 'import site,sys; print([p for p in site.getsitepackages() if p.startswith("/usr/local")][0])')
+  mkdir -p "$site"
+  install -m 644 "$HERE/neutron/devcloud_neutron_l3.py" "$site/devcloud_neutron_l3.py"
+  $PY -c 'import devcloud_neutron_l3' || die "neutron cannot import devcloud's L3 plugin ($site/devcloud_neutron_l3.py)"
+}
+
 # The Octavia network driver that gives every load balancer a real Neutron VIP port. Installed
 # as a module plus a dist-info (entry point octavia.network.drivers = devcloud_vip_driver) into
 # Debian's site directory for local packages, where stevedore finds it.
@@ -384,12 +395,13 @@ EOF
 }
 
 configure_neutron() {
+  install_l3_plugin
   ini /etc/neutron/neutron.conf <<EOF
 [DEFAULT]
 bind_host = 127.0.0.1
 bind_port = 9696
 core_plugin = ml2
-service_plugins = router
+service_plugins = devcloud_neutron_l3.L3StatusRouterPlugin
 auth_strategy = keystone
 transport_url = $RABBIT
 notify_nova_on_port_status_changes = true
@@ -828,8 +840,10 @@ dataplane_build() {
   [[ -x $GO_CMD ]] || command -v "$GO_CMD" >/dev/null || die "data plane: no Go toolchain ($GO_CMD); set GO"
   mkdir -p "$(dirname "$DATAPLANE_BIN")"
   local t; t=$(date +%s)
-  # Static, so helper containers can run the same binary.
-  if ! (cd "$REPO" && CGO_ENABLED=0 "$GO_CMD" build -trimpath -o "$DATAPLANE_BIN.new" ./internal/dataplane/cmd/dataplane) \
+  # Static, so helper containers can run the same binary. Without version-control stamps: the
+  # binary must change only with its code (a checkout's untracked files would change the stamp
+  # and restart the agent for nothing).
+  if ! (cd "$REPO" && CGO_ENABLED=0 "$GO_CMD" build -trimpath -buildvcs=false -o "$DATAPLANE_BIN.new" ./internal/dataplane/cmd/dataplane) \
     >"$LOGDIR/dataplane-build.log" 2>&1; then
     tail -n 20 "$LOGDIR/dataplane-build.log" >&2
     die "data plane: building the agent failed (log: $LOGDIR/dataplane-build.log)"

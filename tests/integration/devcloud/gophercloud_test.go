@@ -370,6 +370,27 @@ func TestLoadBalancerVIPPortAndFloatingIP(t *testing.T) {
 	if fip.FixedIP != lb.VipAddress {
 		t.Errorf("floating IP maps to %s, want the VIP %s", fip.FixedIP, lb.VipAddress)
 	}
+	// No L3 agent runs, yet a floating IP's status follows its association at
+	// once, as clients that wait for ACTIVE (CAPO) need.
+	fipStatus := func(step, want string) {
+		t.Helper()
+		got, err := floatingips.Get(ctx, net, fip.ID).Extract()
+		if err != nil {
+			t.Fatalf("floating IP %s %s: %v", fip.FloatingIP, step, err)
+		}
+		if got.Status != want {
+			t.Errorf("floating IP %s %s: status %s, want %s", fip.FloatingIP, step, got.Status, want)
+		}
+	}
+	fipStatus("created with the VIP port", "ACTIVE")
+	if _, err := floatingips.Update(ctx, net, fip.ID, floatingips.UpdateOpts{PortID: new(string)}).Extract(); err != nil {
+		t.Fatalf("disassociate the floating IP: %v", err)
+	}
+	fipStatus("disassociated", "DOWN")
+	if _, err := floatingips.Update(ctx, net, fip.ID, floatingips.UpdateOpts{PortID: &lb.VipPortID}).Extract(); err != nil {
+		t.Fatalf("associate the floating IP again: %v", err)
+	}
+	fipStatus("associated again", "ACTIVE")
 
 	if err := deleteLB(ctx); err != nil {
 		t.Fatalf("cascade delete: %v", err)
@@ -381,7 +402,7 @@ func TestLoadBalancerVIPPortAndFloatingIP(t *testing.T) {
 	if err != nil {
 		t.Fatalf("floating IP after its port went: %v", err)
 	}
-	if got.PortID != "" {
-		t.Errorf("floating IP after its port went: port %q, want disassociated", got.PortID)
+	if got.PortID != "" || got.Status != "DOWN" {
+		t.Errorf("floating IP after its port went: port %q, status %s; want disassociated and DOWN", got.PortID, got.Status)
 	}
 }
