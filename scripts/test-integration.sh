@@ -120,8 +120,18 @@ section "summary: packages"
 grep -h -E '^\[[a-z0-9]+\] (ok|FAIL)[[:space:]]' "$LOGS"/*.log || true
 failed=$(grep -h -E '^\[[a-z0-9]+\] *--- FAIL' "$LOGS"/*.log || true)
 if [[ -n $failed ]]; then
-  section "summary: failed tests"
-  echo "$failed"
+  section "summary: failed tests, each with the lines it logged (first 2 and last 6; TIMING lines and command output left out, but for its Error: lines)"
+  # go test without -v prints a failed test's lines under its "--- FAIL" line: each line it
+  # logged indented by 4 (name_test.go:N: ...), their continuation lines by 8. A Fatal is the
+  # last of them, an Error may be anywhere.
+  awk '
+    function flush() { if (name != "") { print name; for (i = 1; i <= n; i++) if (i <= 2 || i > n - 6) print "    " substr(line[i], 1, 220); else if (i == 3) print "    ..." } name = ""; n = 0 }
+    /^\[[a-z0-9]+\] *--- FAIL/ { flush(); name = $0; next }
+    name != "" && /^\[[a-z0-9]+\]     / {
+      if ($0 ~ /^\[[a-z0-9]+\] +[^ ]+_test\.go:[0-9]+: / && $0 !~ /TIMING/ || $0 ~ /^\[[a-z0-9]+\] +Error: /) { sub(/^\[[a-z0-9]+\] +/, ""); line[++n] = $0 }
+      next }
+    { flush() }
+    END { flush() }' "$LOGS"/*.log
 fi
 section "done (exit $status)"
 exit $status

@@ -309,7 +309,18 @@ func (tn *tenant) waitLB(id string) *loadbalancers.LoadBalancer {
 }
 
 func (tn *tenant) deleteLB(ctx context.Context, id string) error {
-	err := loadbalancers.Delete(ctx, tn.lbc, id, loadbalancers.DeleteOpts{Cascade: true}).ExtractErr()
+	// Octavia refuses (409) to delete a load balancer while it is PENDING_*:
+	// one that OCCM or the agent still works on. Asked again until it can.
+	err := devcloudtest.Poll(ctx, lbTimeout, 2*time.Second, "load balancer "+id+" to accept its delete (not PENDING_*)", func(ctx context.Context) (bool, error) {
+		err := loadbalancers.Delete(ctx, tn.lbc, id, loadbalancers.DeleteOpts{Cascade: true}).ExtractErr()
+		switch {
+		case err == nil || devcloudtest.IsNotFound(err):
+			return true, nil
+		case devcloudtest.IsConflict(err):
+			return false, nil
+		}
+		return false, err
+	})
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -236,7 +237,15 @@ func TestWorkloadCluster(t *testing.T) {
 		return devcloudtest.IsNotFound(err), nil
 	})
 	lbIDs := []string{api.lb.ID, occmLB.ID}
-	for _, lb := range extraLBs { // OCCM does not know them: the test deletes them
+	// OCCM does not know its extra load balancers: the test deletes them,
+	// those it saw before and any whose create Octavia answered since.
+	for _, lb := range lbsNamed(ctx, t, tn, occmName) {
+		if lb.ID != occmLB.ID && !slices.ContainsFunc(extraLBs, func(e loadbalancers.LoadBalancer) bool { return e.ID == lb.ID }) {
+			t.Logf("OCCM's load balancer %s (named %s) appeared after its Service answered; the test deletes it", lb.ID, occmName)
+			extraLBs = append(extraLBs, lb)
+		}
+	}
+	for _, lb := range extraLBs {
 		if err := tn.deleteLB(ctx, lb.ID); err != nil {
 			t.Fatal(err)
 		}
@@ -260,10 +269,13 @@ func TestWorkloadCluster(t *testing.T) {
 		dataplane.LabelLBID:     strings.Join(lbIDs, ","),
 		dataplane.LabelFIPID:    lbFIP.ID + "," + cp1FIP.ID,
 	}
-	devcloudtest.WaitFor(t, 5*time.Minute, "the data plane to remove every container, network and rule of the deleted resources", func(ctx context.Context) (bool, error) {
-		left := leftovers(t, dc, gone, tn.network.ID, netName)
+	var left []string
+	if err := devcloudtest.Poll(ctx, 5*time.Minute, time.Second, "the data plane to remove every container, network and rule of the deleted resources", func(ctx context.Context) (bool, error) {
+		left = leftovers(t, dc, gone, tn.network.ID, netName)
 		return len(left) == 0, nil
-	})
+	}); err != nil {
+		t.Fatalf("%v; left: %v", err, left)
+	}
 	t.Logf("TIMING deletions -> nothing of them left in Docker or DOCKER-USER: %s", time.Since(delStart).Round(time.Second))
 	if _, err := os.Stat(filepath.Join(agentStateDir, "lb", api.lb.ID)); !os.IsNotExist(err) {
 		t.Errorf("load balancer config of %s still on disk (%v)", api.lb.ID, err)
