@@ -16,6 +16,7 @@ import (
 	"io"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -118,10 +119,13 @@ func (c *Cmd) Output(ctx context.Context) ([]byte, error) {
 // CombinedOutput runs the command and returns stdout and stderr together.
 func (c *Cmd) CombinedOutput(ctx context.Context) ([]byte, error) {
 	var all bytes.Buffer
+	// exec.Cmd copies stdout and stderr in two goroutines when they are
+	// different writers: both end in one buffer, one write at a time.
+	both := &syncWriter{w: &all}
 	saved := c.Stdout
-	c.Stdout = teeTo(&all, saved)
+	c.Stdout = teeTo(both, saved)
 	savedErr := c.Stderr
-	c.Stderr = teeTo(&all, savedErr)
+	c.Stderr = teeTo(both, savedErr)
 	defer func() { c.Stdout, c.Stderr = saved, savedErr }()
 	_, err := c.run(ctx, false)
 	return all.Bytes(), err
@@ -178,13 +182,29 @@ func teeTo(w io.Writer, extra io.Writer) io.Writer {
 	return io.MultiWriter(w, extra)
 }
 
-// tailBuffer keeps the last max bytes written to it.
+// syncWriter lets two goroutines write to one writer.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+// tailBuffer keeps the last max bytes written to it; stdout and stderr
+// are written to it from two goroutines.
 type tailBuffer struct {
+	mu  sync.Mutex
 	max int
 	buf []byte
 }
 
 func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	t.buf = append(t.buf, p...)
 	if len(t.buf) > 2*t.max {
 		t.buf = append([]byte{}, t.buf[len(t.buf)-t.max:]...)
@@ -192,7 +212,11 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (t *tailBuffer) String() string { return lastBytes(string(t.buf), t.max) }
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return lastBytes(string(t.buf), t.max)
+}
 
 func lastBytes(s string, n int) string {
 	if len(s) <= n {

@@ -3,6 +3,7 @@ package command
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -96,5 +97,31 @@ func TestMissingProgram(t *testing.T) {
 	var re *RunError
 	if !errors.As(err, &re) || re.ExitCode != -1 {
 		t.Fatalf("err = %v, want RunError with code -1", err)
+	}
+}
+
+// Stdout and stderr are copied by two goroutines; what both write to (the
+// combined output, the tail of a failed run) keeps every line of both
+// (under -race, unsynchronized writes fail this test).
+func TestCombinedOutputKeepsBothStreams(t *testing.T) {
+	const n = 300
+	script := fmt.Sprintf(`i=0; while [ $i -lt %d ]; do echo out$i; echo err$i >&2; i=$((i+1)); done; exit 3`, n)
+	out, err := New("sh", "-c", script).CombinedOutput(context.Background())
+	if ExitCode(err) != 3 {
+		t.Fatalf("exit code %d (%v), want 3", ExitCode(err), err)
+	}
+	var re *RunError
+	if !errors.As(err, &re) {
+		t.Fatalf("err = %v, want *RunError", err)
+	}
+	for i := range n {
+		for _, want := range []string{fmt.Sprintf("out%d\n", i), fmt.Sprintf("err%d\n", i)} {
+			if !strings.Contains(string(out), want) {
+				t.Fatalf("combined output lacks %q", want)
+			}
+		}
+	}
+	if !strings.Contains(re.Tail, fmt.Sprintf("out%d\n", n-1)) || !strings.Contains(re.Tail, fmt.Sprintf("err%d\n", n-1)) {
+		t.Errorf("tail lacks the last lines of both streams: %q", re.Tail)
 	}
 }
