@@ -118,8 +118,7 @@ section "summary: figures (TIMING lines of the tests)"
 grep -h -o -E 'TIMING .*' "$LOGS"/*.log | cut -c1-160 | awk '!seen[$0]++' || true
 section "summary: packages"
 grep -h -E '^\[[a-z0-9]+\] (ok|FAIL)[[:space:]]' "$LOGS"/*.log || true
-failed=$(grep -h -E '^\[[a-z0-9]+\] *--- FAIL' "$LOGS"/*.log || true)
-if [[ -n $failed ]]; then
+if grep -q -h -E '^\[[a-z0-9]+\] *--- FAIL' "$LOGS"/*.log 2>/dev/null; then
   section "summary: failed tests, each with the lines it logged (first 2 and last 6; TIMING lines and command output left out, but for its Error: lines)"
   # go test without -v prints a failed test's lines under its "--- FAIL" line: each line it
   # logged indented by 4 (name_test.go:N: ...), their continuation lines by 8. A Fatal is the

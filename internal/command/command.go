@@ -119,9 +119,7 @@ func (c *Cmd) Output(ctx context.Context) ([]byte, error) {
 // CombinedOutput runs the command and returns stdout and stderr together.
 func (c *Cmd) CombinedOutput(ctx context.Context) ([]byte, error) {
 	var all bytes.Buffer
-	// exec.Cmd copies stdout and stderr in two goroutines when they are
-	// different writers: both end in one buffer, one write at a time.
-	both := &syncWriter{w: &all}
+	both := &syncWriter{w: &all} // stdout and stderr both end in it
 	saved := c.Stdout
 	c.Stdout = teeTo(both, saved)
 	savedErr := c.Stderr
@@ -149,13 +147,14 @@ func (c *Cmd) run(ctx context.Context, captureStdout bool) ([]byte, error) {
 		cmd.WaitDelay = 10 * time.Second
 	}
 	tail := &tailBuffer{max: TailBytes}
+	tailW := &syncWriter{w: tail} // stdout and stderr may both go to it
 	var stdout bytes.Buffer
 	if captureStdout {
 		cmd.Stdout = teeTo(&stdout, c.Stdout)
 	} else {
-		cmd.Stdout = teeTo(tail, c.Stdout)
+		cmd.Stdout = teeTo(tailW, c.Stdout)
 	}
-	cmd.Stderr = teeTo(tail, c.Stderr)
+	cmd.Stderr = teeTo(tailW, c.Stderr)
 	err := cmd.Run()
 	if err == nil {
 		return stdout.Bytes(), nil
@@ -182,7 +181,8 @@ func teeTo(w io.Writer, extra io.Writer) io.Writer {
 	return io.MultiWriter(w, extra)
 }
 
-// syncWriter lets two goroutines write to one writer.
+// syncWriter lets two goroutines write to one writer (exec.Cmd copies
+// stdout and stderr in two when they are different writers).
 type syncWriter struct {
 	mu sync.Mutex
 	w  io.Writer
@@ -194,17 +194,13 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	return s.w.Write(p)
 }
 
-// tailBuffer keeps the last max bytes written to it; stdout and stderr
-// are written to it from two goroutines.
+// tailBuffer keeps the last max bytes written to it.
 type tailBuffer struct {
-	mu  sync.Mutex
 	max int
 	buf []byte
 }
 
 func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
 	t.buf = append(t.buf, p...)
 	if len(t.buf) > 2*t.max {
 		t.buf = append([]byte{}, t.buf[len(t.buf)-t.max:]...)
@@ -212,11 +208,7 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return lastBytes(string(t.buf), t.max)
-}
+func (t *tailBuffer) String() string { return lastBytes(string(t.buf), t.max) }
 
 func lastBytes(s string, n int) string {
 	if len(s) <= n {
