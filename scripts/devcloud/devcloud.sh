@@ -673,8 +673,12 @@ all_healthy() {
 # keep-alive connection, and under concurrent clients requests queue for seconds. No
 # --http-auto-chunked: it appends a chunk terminator even to 204 responses, which breaks the
 # next response on a reused connection ("malformed HTTP response").
+# --http-timeout 300: the router's default (60 s) closes the client's connection without a
+# response when a worker takes longer, yet the worker finishes the request; on a loaded machine
+# a create can take that long, the client sees "Remote end closed connection without response",
+# and a client that repeats the create makes a second resource. Clients bound their own waits.
 uwsgi_cmd() { # uwsgi_cmd PORT WSGI_FILE PROCESSES UID LOGNAME
-  echo uwsgi --plugins python3,http --http "127.0.0.1:$1" --http-keepalive \
+  echo uwsgi --plugins python3,http --http "127.0.0.1:$1" --http-keepalive --http-timeout 300 \
     --wsgi-file "$2" --processes "$3" \
     --threads 1 --master --die-on-term --need-app --buffer-size 65535 --uid "$4" --gid "$4" \
     --thunder-lock --lazy-apps \

@@ -158,16 +158,53 @@ func (c Cloud) Identity(t testing.TB) *gophercloud.ServiceClient {
 // CLIRun runs `openstack args...` as the cloud and returns stdout, stderr and the error
 // (nil on exit status 0). Use it when a failure is the expected outcome.
 //
-// A run that could not reach the cloud at all ("Unable to establish
-// connection": devcloud's Keystone under load drops one now and then; the
-// CLI itself never retries) is repeated up to twice.
+// A run that could not reach the cloud ("Unable to establish connection": the
+// CLI itself never retries) is repeated, up to three attempts, only where a
+// repeat cannot do the command twice: see retryable. The stderr returned
+// then starts with what the earlier attempts printed.
 func (c Cloud) CLIRun(ctx context.Context, args ...string) (stdout, stderr string, err error) {
+	var earlier strings.Builder
 	for attempt := 1; ; attempt++ {
 		stdout, stderr, err = c.cliOnce(ctx, args...)
-		if err == nil || attempt == 3 || !strings.Contains(stderr, "Unable to establish connection") || ctx.Err() != nil {
-			return stdout, stderr, err
+		if err == nil || attempt == 3 || ctx.Err() != nil || !retryable(args, stderr) {
+			return stdout, earlier.String() + stderr, err
+		}
+		fmt.Fprintf(&earlier, "[attempt %d, repeated: %s]\n", attempt, strings.TrimSpace(stderr))
+	}
+}
+
+// unreachable finds the URL and the reason in the openstack CLI's
+// "Unable to establish connection to URL: reason".
+var unreachable = regexp.MustCompile(`Unable to establish connection to (\S+): (.*)`)
+
+// retryable says whether `openstack args...`, which failed with stderr, may be
+// run again. Only a failure to reach the cloud is retried, and only when the
+// command's own request cannot have been done: the connection was never
+// opened, the failure was in authentication (which comes first), or the
+// command only reads or sets (show, list, set, unset, token issue). A request
+// that was sent and got no answer may have been done: devcloud's API server
+// closes a connection without a response when a worker takes too long, and the
+// worker still finishes; repeating a create there makes a second resource.
+func retryable(args []string, stderr string) bool {
+	m := unreachable.FindStringSubmatch(stderr)
+	if m == nil {
+		return false
+	}
+	url, reason := m[1], m[2]
+	if strings.Contains(reason, "Failed to establish a new connection") || strings.Contains(reason, "Connection refused") ||
+		strings.HasSuffix(url, "/auth/tokens") {
+		return true
+	}
+	for _, a := range args {
+		if strings.HasPrefix(a, "-") {
+			break
+		}
+		switch a {
+		case "show", "list", "set", "unset", "issue":
+			return true
 		}
 	}
+	return false
 }
 
 func (c Cloud) cliOnce(ctx context.Context, args ...string) (stdout, stderr string, err error) {

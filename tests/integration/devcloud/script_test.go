@@ -6,7 +6,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"io"
 	"maps"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -167,4 +170,92 @@ func TestScriptCloudsYAML(t *testing.T) {
 			t.Errorf("cloud %s has no auth_url", c.Name)
 		}
 	}
+}
+
+// devcloud's uwsgi-served APIs (Keystone, Placement, Octavia) answer a request
+// that takes longer than uwsgi's default router timeout (60 s): cutting it
+// would leave the client without an answer while the worker still does the
+// work, and a client that repeats a create then makes a second resource. The
+// test runs a worker exactly as devcloud.sh starts its APIs, serving an app
+// that takes 70 s.
+func TestScriptAPIServerAnswersSlowRequests(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Fatalf("devcloud runs as root; this test starts uwsgi as devcloud.sh does and needs root too")
+	}
+	dir := t.TempDir()
+	app := filepath.Join(dir, "slow.py")
+	if err := os.WriteFile(app, []byte(`import time
+def application(environ, start_response):
+    time.sleep(70)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"done after 70 s\n"]
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	l.Close()
+	// devcloud.sh's own function prints the command line it starts an API with.
+	line, err := exec.CommandContext(t.Context(), "bash", "-c",
+		`eval "$(sed -n '/^uwsgi_cmd()/,/^}/p' "$1")" && LOGDIR=$2 && uwsgi_cmd "$3" "$4" 1 root slow`,
+		"bash", script, dir, port, app).Output()
+	if err != nil {
+		t.Fatalf("uwsgi_cmd from %s: %v", script, err)
+	}
+	argv := strings.Fields(string(line))
+	if len(argv) < 2 || argv[0] != "uwsgi" {
+		t.Fatalf("uwsgi_cmd printed %q, want a uwsgi command line", line)
+	}
+	srv := exec.Command(argv[0], argv[1:]...)
+	if err := srv.Start(); err != nil {
+		t.Fatalf("start %s: %v", line, err)
+	}
+	t.Cleanup(func() {
+		_ = srv.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _ = srv.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			_ = srv.Process.Kill()
+			<-done
+		}
+	})
+	url := "http://127.0.0.1:" + port + "/"
+	devcloudtest.WaitFor(t, time.Minute, "uwsgi on "+url+" to accept connections", func(ctx context.Context) (bool, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, "tcp", "127.0.0.1:"+port)
+		if err != nil {
+			return false, nil
+		}
+		c.Close()
+		return true, nil
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("POST %s (a 70 s request) after %s: %v; uwsgi's log: %s", url, time.Since(start).Round(time.Second), err, readFile(filepath.Join(dir, "slow.log")))
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "done after 70 s") {
+		t.Errorf("POST %s: %s %q, want 200 and the app's answer", url, resp.Status, body)
+	}
+}
+
+func readFile(name string) string {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return err.Error()
+	}
+	return string(b)
 }
