@@ -262,13 +262,7 @@ func (r *Run) checkImages(ctx context.Context, target *conformance.Target, plan 
 		r.Log.Info("local lab: making the images here (cached by content) and pushing them to its registry mirror", "mirror", mirror.DevcloudRegistry)
 		deliver = func(ctx context.Context, refs []string) error {
 			start := time.Now()
-			// a push tags each image for the mirror and removes the tag again
-			unlock, err := b.Lock(ctx, "mirror-push")
-			if err != nil {
-				return err
-			}
-			defer unlock()
-			if err := (&mirror.Pusher{Mirror: mirror.DevcloudRegistry, Log: r.Log}).Push(ctx, refs); err != nil {
+			if err := r.mirrorPusher().Push(ctx, refs); err != nil {
 				return fmt.Errorf("%w (is devcloud's registry mirror running? scripts/devcloud/devcloud.sh status)", err)
 			}
 			r.Log.Info("images pushed to the local lab's registry mirror", "images", len(refs), "elapsed", time.Since(start).Round(time.Second))

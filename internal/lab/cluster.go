@@ -464,6 +464,6 @@ func (r *Run) publishToMirror() func(ctx context.Context, refs []string) error {
 		return nil
 	}
 	return func(ctx context.Context, refs []string) error {
-		return (&mirror.Pusher{Mirror: mirror.DevcloudRegistry, Log: r.Log}).Push(ctx, refs)
+		return r.mirrorPusher().Push(ctx, refs)
 	}
 }

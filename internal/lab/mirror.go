@@ -3,6 +3,7 @@ package lab
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 
 	"github.com/capilab/capilab/internal/dataplane/mirror"
 )
@@ -19,7 +20,7 @@ func MirrorPush(ctx context.Context, r *Run) error {
 		return err
 	}
 	r.Log.Info("cloud-provider-openstack images current", "images", built)
-	p := &mirror.Pusher{Mirror: mirror.DevcloudRegistry, Log: r.Log}
+	p := r.mirrorPusher()
 	refs, err := p.Built(ctx)
 	if err != nil {
 		return err
@@ -31,4 +32,11 @@ func MirrorPush(ctx context.Context, r *Run) error {
 		fmt.Fprintln(r.Stdout, mirror.PushRef(mirror.DevcloudRegistry, ref))
 	}
 	return nil
+}
+
+// mirrorPusher pushes to devcloud's registry mirror, taking turns with
+// every other capilab process on this machine (the lock is in the cache
+// they share).
+func (r *Run) mirrorPusher() *mirror.Pusher {
+	return &mirror.Pusher{Mirror: mirror.DevcloudRegistry, LockDir: filepath.Join(r.CacheDir(), "locks"), Log: r.Log}
 }

@@ -49,6 +49,24 @@ func RepoRoot(t testing.TB) string {
 	return ""
 }
 
+// CacheDir is capilab's build cache as the lab's targets find it:
+// CAPILAB_CACHE_DIR (relative to the repository), else
+// $XDG_CACHE_HOME/capilab, else ~/.cache/capilab. Its locks are shared
+// with every capilab run on the machine.
+func CacheDir(t testing.TB) string {
+	if d := os.Getenv("CAPILAB_CACHE_DIR"); d != "" {
+		if !filepath.IsAbs(d) {
+			d = filepath.Join(RepoRoot(t), d)
+		}
+		return d
+	}
+	d, err := os.UserCacheDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(d, "capilab")
+}
+
 // Make runs `make <target> VAR=value…` and returns its combined output, its
 // exit code and how long it took; the output goes to the test log.
 func (l *Lab) Make(ctx context.Context, target string, vars ...string) (string, int, time.Duration) {

@@ -10,8 +10,7 @@ import (
 
 // Lock takes an exclusive file lock on CacheDir/<name>.lock: the work
 // directories under CacheDir (Debian root file systems, unpacked packages,
-// test certificates) and the temporary tags of a push are shared by every
-// check on this machine, so checks of several clusters at once, in one
+// test certificates) are shared by every check on this machine, so checks of several clusters at once, in one
 // process or several, take turns. It waits (bounded, reported) while
 // another holds it; the kernel releases it when its holder ends, however
 // it ends.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -68,7 +69,12 @@ type Pusher struct {
 	// Mirror is the mirror's host:port as the Docker engine reaches it
 	// (devcloud: 127.0.0.1:5001; loopback registries need no TLS).
 	Mirror string
-	Log    *slog.Logger
+	// LockDir holds the lock every push to the mirror from this machine
+	// takes (mirror-push.lock), whichever process it runs in: a push tags
+	// the image under the mirror's name and removes that tag again, and
+	// two pushes of one image at once would remove each other's tag.
+	LockDir string
+	Log     *slog.Logger
 }
 
 func (p *Pusher) docker(args ...string) *command.Cmd {
@@ -101,8 +107,24 @@ func (p *Pusher) Built(ctx context.Context) ([]string, error) {
 }
 
 // Push pushes each image to the mirror under PushRef and removes the extra
-// tag again (the image stays under its own name).
+// tag again (the image stays under its own name), holding the machine's
+// push lock (LockDir) meanwhile.
 func (p *Pusher) Push(ctx context.Context, refs []string) error {
+	if len(refs) == 0 {
+		return nil
+	}
+	if p.LockDir == "" {
+		return fmt.Errorf("mirror push: no lock directory set")
+	}
+	log := p.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	unlock, err := modbuild.FileLock(ctx, log, filepath.Join(p.LockDir, "mirror-push.lock"), "another push to the registry mirror "+p.Mirror+" to finish")
+	if err != nil {
+		return fmt.Errorf("mirror push lock: %w", err)
+	}
+	defer unlock()
 	for _, ref := range refs {
 		target := PushRef(p.Mirror, ref)
 		if err := p.docker("tag", ref, target).Run(ctx); err != nil {

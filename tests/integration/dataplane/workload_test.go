@@ -285,7 +285,7 @@ func TestWorkloadCluster(t *testing.T) {
 // pushToMirror puts images into devcloud's registry mirror, as make mirror does.
 func pushToMirror(t *testing.T, refs ...string) {
 	t.Helper()
-	p := &mirror.Pusher{Mirror: mirror.DevcloudRegistry, Log: testLog(t)}
+	p := &mirror.Pusher{Mirror: mirror.DevcloudRegistry, LockDir: filepath.Join(devcloudtest.CacheDir(t), "locks"), Log: testLog(t)}
 	if err := p.Push(t.Context(), refs); err != nil {
 		t.Fatalf("push to devcloud's registry mirror: %v", err)
 	}
