@@ -237,8 +237,16 @@ func (r *Run) ClusterSpec(ctx context.Context, m *workload.Manager, name string,
 					taken = append(taken, cidr)
 				}
 			}
-			if spec.NodeCIDR, err = localLabNodeCIDR(name, taken); err != nil {
-				return spec, &ExitError{Code: ExitBadInput, Err: err}
+			inCloud, err := m.Cloud.SubnetCIDRs(ctx)
+			if err != nil {
+				return spec, err
+			}
+			claims := filepath.Join(r.CacheDir(), "locks", "local-lab-node-cidrs.json")
+			if spec.NodeCIDR, err = claimNodeCIDR(ctx, r.Log, claims, s.Prefix, name, taken, inCloud); err != nil {
+				if errors.Is(err, errNoFreeNodeCIDR) {
+					return spec, &ExitError{Code: ExitBadInput, Err: err}
+				}
+				return spec, err
 			}
 		}
 	}

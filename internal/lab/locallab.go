@@ -3,6 +3,7 @@ package lab
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -109,6 +110,8 @@ func (r *Run) localLabImageSpec() (image.Spec, error) {
 		NodeContainerImage: kn.Image(), CacheDir: dir, Timeout: s.ImageTimeout}, nil
 }
 
+var errNoFreeNodeCIDR = errors.New("no free /24 left in 10.8.0.0/16 for its nodes")
+
 // localLabNodeCIDR gives a cluster of the local lab its own /24 in
 // 10.8.0.0/16 (every cluster shares the machine's network space): the
 // first free one from a place derived from its name, skipping the node
@@ -136,5 +139,5 @@ func localLabNodeCIDR(name string, taken []string) (string, error) {
 			return p.String(), nil
 		}
 	}
-	return "", fmt.Errorf("cluster %s: no free /24 left in 10.8.0.0/16 for its nodes", name)
+	return "", fmt.Errorf("cluster %s: %w", name, errNoFreeNodeCIDR)
 }

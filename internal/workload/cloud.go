@@ -19,6 +19,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/security/groups"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/security/rules"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/networks"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/subnets"
 
 	"github.com/capilab/capilab/internal/cloud"
 )
@@ -76,6 +77,8 @@ type Cloud interface {
 	// EnsureSecurityGroup makes the group exist with exactly these ingress rules.
 	EnsureSecurityGroup(ctx context.Context, name, description string, rules []Rule) error
 	DeleteSecurityGroups(ctx context.Context, name string) error
+	// SubnetCIDRs are the CIDRs of every subnet the credentials see.
+	SubnetCIDRs(ctx context.Context) ([]string, error)
 }
 
 // Rule is one ingress rule.
@@ -142,6 +145,26 @@ func (o OpenStack) Image(ctx context.Context, name string) (Image, error) {
 
 // ExternalNetwork resolves an external network by name or ID; "" picks the
 // only external network (an error when there are none or several).
+func (o OpenStack) SubnetCIDRs(ctx context.Context) ([]string, error) {
+	n, err := o.C.Network()
+	if err != nil {
+		return nil, err
+	}
+	pages, err := subnets.List(n, subnets.ListOpts{}).AllPages(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("cloud %s: list subnets: %w", o.C.Name, err)
+	}
+	all, err := subnets.ExtractSubnets(pages)
+	if err != nil {
+		return nil, fmt.Errorf("cloud %s: list subnets: %w", o.C.Name, err)
+	}
+	out := make([]string, 0, len(all))
+	for _, sn := range all {
+		out = append(out, sn.CIDR)
+	}
+	return out, nil
+}
+
 func (o OpenStack) ExternalNetwork(ctx context.Context, nameOrID string) (string, error) {
 	n, err := o.C.Network()
 	if err != nil {

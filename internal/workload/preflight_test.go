@@ -55,6 +55,8 @@ func (f *fakeCloud) EnsureSecurityGroup(_ context.Context, name, _ string, _ []R
 	f.calls = append(f.calls, "secgroup "+name)
 	return nil
 }
+func (f *fakeCloud) SubnetCIDRs(context.Context) ([]string, error) { return nil, nil }
+
 func (f *fakeCloud) DeleteSecurityGroups(_ context.Context, name string) error {
 	f.calls = append(f.calls, "delete secgroup "+name)
 	return nil
