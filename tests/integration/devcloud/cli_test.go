@@ -46,6 +46,34 @@ func cliFails(t *testing.T, c devcloudtest.Cloud, want string, args ...string) {
 	}
 }
 
+// cliWaitTimeout bounds the CLI tests' waits: as long as one CLI command gets
+// (a CLI call takes seconds on a loaded machine).
+const cliWaitTimeout = 5 * time.Minute
+
+// cliWaitStatus waits (bounded by cliWaitTimeout) until `openstack showArgs...`
+// prints want; an ERROR status ends the wait at once.
+func cliWaitStatus(t *testing.T, c devcloudtest.Cloud, what, want string, showArgs ...string) {
+	t.Helper()
+	devcloudtest.WaitFor(t, cliWaitTimeout, what+" to be "+want, func(ctx context.Context) (bool, error) {
+		out, _, err := c.CLIRun(ctx, showArgs...)
+		if got := strings.TrimSpace(out); got == "ERROR" {
+			t.Fatalf("%s went to ERROR, want %s", what, want)
+		}
+		return err == nil && strings.TrimSpace(out) == want, nil
+	})
+}
+
+// cliWaitGone waits (bounded by cliWaitTimeout) until `openstack showArgs...` says
+// there is no such resource.
+func cliWaitGone(t *testing.T, c devcloudtest.Cloud, what string, showArgs ...string) {
+	t.Helper()
+	devcloudtest.WaitFor(t, cliWaitTimeout, what+" to be gone", func(ctx context.Context) (bool, error) {
+		_, stderr, err := c.CLIRun(ctx, showArgs...)
+		return err != nil && (strings.Contains(stderr, "No ") || strings.Contains(stderr, "could not be found") ||
+			strings.Contains(stderr, "404")), nil
+	})
+}
+
 func TestCLITokenImageAppCred(t *testing.T) {
 	t.Parallel()
 	c := devcloudtest.Member()
@@ -122,23 +150,27 @@ func TestCLINetworkServerLoadBalancer(t *testing.T) {
 	cliFails(t, c, "409", "subnet", "delete", sub)
 	cliFails(t, c, "409", "security", "group", "delete", sg)
 
+	// Creates and deletes are one request each, and the test waits with show: a
+	// `create --wait` that loses its connection while it polls cannot be repeated
+	// (its create is done), so the long part of the command is kept out of it.
 	cliCleanup(t, c, "server", "delete", "--wait", vm)
 	var srv map[string]any
-	c.CLIJSON(t, &srv, "server", "create", "--flavor", "m1.tiny", "--image", "devcloud-tiny", "--network", net, "--wait", vm)
-	if srv["status"] != "ACTIVE" {
-		t.Errorf("server create --wait: status %v, want ACTIVE", srv["status"])
-	}
+	c.CLIJSON(t, &srv, "server", "create", "--flavor", "m1.tiny", "--image", "devcloud-tiny", "--network", net, vm)
+	srvID, _ := srv["id"].(string)
+	cliWaitStatus(t, c, "server "+vm, "ACTIVE", "server", "show", srvID, "-f", "value", "-c", "status")
 
 	cliCleanup(t, c, "loadbalancer", "delete", "--cascade", "--wait", lb)
 	var l map[string]any
-	c.CLIJSON(t, &l, "loadbalancer", "create", "--name", lb, "--vip-subnet-id", sub, "--wait")
-	if l["provisioning_status"] != "ACTIVE" {
-		t.Errorf("loadbalancer create --wait: provisioning_status %v, want ACTIVE", l["provisioning_status"])
-	}
-	c.CLI(t, "loadbalancer", "listener", "create", "--name", lb+"-l", "--protocol", "TCP", "--protocol-port", "6443", "--wait", lb)
+	c.CLIJSON(t, &l, "loadbalancer", "create", "--name", lb, "--vip-subnet-id", sub)
+	lbID, _ := l["id"].(string)
+	cliWaitStatus(t, c, "load balancer "+lb, "ACTIVE", "loadbalancer", "show", lbID, "-f", "value", "-c", "provisioning_status")
+	c.CLI(t, "loadbalancer", "listener", "create", "--name", lb+"-l", "--protocol", "TCP", "--protocol-port", "6443", lbID)
+	cliWaitStatus(t, c, "load balancer "+lb+" with its listener", "ACTIVE", "loadbalancer", "show", lbID, "-f", "value", "-c", "provisioning_status")
 
-	c.CLI(t, "loadbalancer", "delete", "--cascade", "--wait", lb)
-	c.CLI(t, "server", "delete", "--wait", vm)
+	c.CLI(t, "loadbalancer", "delete", "--cascade", lbID)
+	cliWaitGone(t, c, "load balancer "+lb, "loadbalancer", "show", lbID)
+	c.CLI(t, "server", "delete", srvID)
+	cliWaitGone(t, c, "server "+vm, "server", "show", srvID)
 	c.CLI(t, "floating", "ip", "delete", fipID)
 	c.CLI(t, "port", "delete", port)
 	c.CLI(t, "security", "group", "delete", sg)
