@@ -63,9 +63,21 @@ func For(ctx context.Context, log *slog.Logger, spec Spec, cond Condition) error
 	interval := firstInterval(spec.Interval)
 	var status string
 	for {
-		done, st, err := cond(ctx)
+		// The condition gets the wait's deadline too: a call that hangs
+		// (an API that never answers) ends with the wait's budget.
+		cctx, cancel := context.WithDeadline(ctx, deadline)
+		done, st, err := cond(cctx)
+		outOfTime := cctx.Err() != nil && ctx.Err() == nil
+		cancel()
 		if st != "" {
 			status = st
+		}
+		if err != nil && outOfTime {
+			last := "the last check did not finish: " + err.Error()
+			if status != "" {
+				last = status + "; " + last
+			}
+			return &TimeoutError{What: spec.What, Timeout: spec.Timeout, LastStatus: last}
 		}
 		if err != nil {
 			return fmt.Errorf("waiting for %s: %w", spec.What, err)

@@ -83,3 +83,30 @@ func TestPollSchedule(t *testing.T) {
 		}
 	}
 }
+
+// A check that hangs (an API that never answers) ends with the wait's
+// budget, as a timeout naming what it waited for and the last status.
+func TestForBoundsAHangingCondition(t *testing.T) {
+	calls := 0
+	res := make(chan error, 1)
+	go func() {
+		res <- For(context.Background(), slog.New(slog.DiscardHandler), Spec{What: "cluster c to be deleted", Timeout: 50 * time.Millisecond, Interval: time.Millisecond},
+			func(ctx context.Context) (bool, string, error) {
+				calls++
+				if calls == 1 {
+					return false, "2 machines left", nil
+				}
+				<-ctx.Done() // hangs until its context ends
+				return false, "", ctx.Err()
+			})
+	}()
+	select {
+	case err := <-res:
+		if !IsTimeout(err) || !strings.Contains(err.Error(), "cluster c to be deleted") ||
+			!strings.Contains(err.Error(), "2 machines left") || !strings.Contains(err.Error(), "did not finish") {
+			t.Fatalf("got %v, want a timeout naming what, the last status and the unfinished check", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("For did not return: a hanging condition outlived the wait's budget")
+	}
+}
