@@ -12,6 +12,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/flavors"
 	computequotas "github.com/gophercloud/gophercloud/v2/openstack/compute/v2/quotasets"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servergroups"
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
 	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/images"
 	"github.com/gophercloud/gophercloud/v2/openstack/loadbalancer/v2/loadbalancers"
 	lbquotas "github.com/gophercloud/gophercloud/v2/openstack/loadbalancer/v2/quotas"
@@ -79,6 +80,8 @@ type Cloud interface {
 	DeleteSecurityGroups(ctx context.Context, name string) error
 	// SubnetCIDRs are the CIDRs of every subnet the credentials see.
 	SubnetCIDRs(ctx context.Context) ([]string, error)
+	// ServerFault is Nova's fault message of a server ("" when none).
+	ServerFault(ctx context.Context, id string) (string, error)
 }
 
 // Rule is one ingress rule.
@@ -145,6 +148,18 @@ func (o OpenStack) Image(ctx context.Context, name string) (Image, error) {
 
 // ExternalNetwork resolves an external network by name or ID; "" picks the
 // only external network (an error when there are none or several).
+func (o OpenStack) ServerFault(ctx context.Context, id string) (string, error) {
+	c, err := o.compute()
+	if err != nil {
+		return "", err
+	}
+	srv, err := servers.Get(ctx, c, id).Extract()
+	if err != nil {
+		return "", fmt.Errorf("cloud %s: server %s: %w", o.C.Name, id, err)
+	}
+	return srv.Fault.Message, nil
+}
+
 func (o OpenStack) SubnetCIDRs(ctx context.Context) ([]string, error) {
 	n, err := o.C.Network()
 	if err != nil {

@@ -21,6 +21,7 @@ type fakeCloud struct {
 	images  map[string]bool
 	quota   Quota
 	calls   []string
+	faults  map[string]string // server ID → Nova's fault message
 }
 
 func (f *fakeCloud) Name() string { return "testcloud" }
@@ -56,6 +57,8 @@ func (f *fakeCloud) EnsureSecurityGroup(_ context.Context, name, _ string, _ []R
 	return nil
 }
 func (f *fakeCloud) SubnetCIDRs(context.Context) ([]string, error) { return nil, nil }
+
+func (f *fakeCloud) ServerFault(_ context.Context, id string) (string, error) { return f.faults[id], nil }
 
 func (f *fakeCloud) DeleteSecurityGroups(_ context.Context, name string) error {
 	f.calls = append(f.calls, "delete secgroup "+name)

@@ -44,6 +44,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	capov1 "sigs.k8s.io/cluster-api-provider-openstack/api/v1beta1"
 	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -400,7 +401,48 @@ func (m *Manager) clusterCondition(ctx context.Context, key client.ObjectKey, co
 	if c, ok := kube.FindCondition(conds, cond); ok && c.Status == "True" {
 		return true, cond + "=True", nil
 	}
+	if cond != "InfrastructureReady" {
+		if err := m.failedMachines(ctx, key); err != nil {
+			return false, "", err
+		}
+	}
 	return false, kube.SummarizeConditions(conds) + "; " + m.machineSummary(ctx, key), nil
+}
+
+// failedMachines is an error naming the cluster's OpenStackMachines that
+// CAPO marked failed for good (a server in ERROR before it became a node:
+// CAPO never retries it, and the class has no health check that would
+// replace it), with Nova's fault for each; nil when there are none or
+// they cannot be listed (the wait goes on).
+func (m *Manager) failedMachines(ctx context.Context, key client.ObjectKey) error {
+	var list unstructured.UnstructuredList
+	list.SetGroupVersionKind(capov1.SchemeGroupVersion.WithKind("OpenStackMachineList"))
+	if err := m.Mgmt.Client.List(ctx, &list, client.InNamespace(key.Namespace), client.MatchingLabels{clusterv1.ClusterNameLabel: key.Name}); err != nil {
+		return nil
+	}
+	var failed []string
+	for _, om := range list.Items {
+		msg, _, _ := unstructured.NestedString(om.Object, "status", "failureMessage")
+		if msg == "" {
+			continue
+		}
+		what := om.GetName()
+		if id, _, _ := unstructured.NestedString(om.Object, "status", "instanceID"); id != "" {
+			what += " (server " + id + ")"
+			if m.Cloud != nil {
+				if fault, err := m.Cloud.ServerFault(ctx, id); err == nil && fault != "" {
+					msg += "; Nova says: " + fault
+				}
+			}
+		}
+		failed = append(failed, what+": "+msg)
+	}
+	if len(failed) == 0 {
+		return nil
+	}
+	sort.Strings(failed)
+	return fmt.Errorf("cluster %s: %d machine(s) failed for good, and Cluster API does not replace them: %s (make delete_cluster CLUSTER=%s, then create it again)",
+		key.Name, len(failed), strings.Join(failed, "; "), key.Name)
 }
 
 // machineSummary is "machines: 1 Running, 1 Provisioning".
