@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/capilab/capilab/internal/logging"
@@ -67,17 +68,24 @@ func For(ctx context.Context, log *slog.Logger, spec Spec, cond Condition) error
 		// (an API that never answers) ends with the wait's budget.
 		cctx, cancel := context.WithDeadline(ctx, deadline)
 		done, st, err := cond(cctx)
-		outOfTime := cctx.Err() != nil && ctx.Err() == nil
+		// Cut by the budget (not by the caller): the check failed, or says
+		// so in its status.
+		cut := cctx.Err() != nil && ctx.Err() == nil && (err != nil || strings.Contains(st, context.DeadlineExceeded.Error()))
 		cancel()
-		if st != "" {
-			status = st
+		if done && err == nil {
+			return nil
 		}
-		if err != nil && outOfTime {
-			last := "the last check did not finish: " + err.Error()
+		if cut {
+			// What the cut check said is about the cut, not the state
+			// waited for: the status before it is what the user needs.
+			last := "the last check did not finish within the budget"
 			if status != "" {
 				last = status + "; " + last
 			}
 			return &TimeoutError{What: spec.What, Timeout: spec.Timeout, LastStatus: last}
+		}
+		if st != "" {
+			status = st
 		}
 		if err != nil {
 			return fmt.Errorf("waiting for %s: %w", spec.What, err)

@@ -103,7 +103,7 @@ func TestForBoundsAHangingCondition(t *testing.T) {
 	select {
 	case err := <-res:
 		if !IsTimeout(err) || !strings.Contains(err.Error(), "cluster c to be deleted") ||
-			!strings.Contains(err.Error(), "2 machines left") || !strings.Contains(err.Error(), "did not finish") {
+			!strings.Contains(err.Error(), "2 machines left") || !strings.Contains(err.Error(), "did not finish within the budget") {
 			t.Fatalf("got %v, want a timeout naming what, the last status and the unfinished check", err)
 		}
 	case <-time.After(time.Minute):

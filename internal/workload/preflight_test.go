@@ -58,7 +58,9 @@ func (f *fakeCloud) EnsureSecurityGroup(_ context.Context, name, _ string, _ []R
 }
 func (f *fakeCloud) SubnetCIDRs(context.Context) ([]string, error) { return nil, nil }
 
-func (f *fakeCloud) ServerFault(_ context.Context, id string) (string, error) { return f.faults[id], nil }
+func (f *fakeCloud) ServerFault(_ context.Context, id string) (string, error) {
+	return f.faults[id], nil
+}
 
 func (f *fakeCloud) DeleteSecurityGroups(_ context.Context, name string) error {
 	f.calls = append(f.calls, "delete secgroup "+name)
