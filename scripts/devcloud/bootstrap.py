@@ -89,7 +89,10 @@ def admin():
         auth_url=KEYSTONE, username="admin", password=os.environ["OS_PASSWORD"],
         project_name="admin", user_domain_name="Default",
         project_domain_name="Default", region_name=REGION,
-        identity_api_version="3", interface="public")
+        identity_api_version="3", interface="public",
+        # only these arguments: OS_CLOUD or clouds.yaml would be merged in and
+        # could make this connection another user's
+        load_yaml_config=False, load_envvars=False)
 
 
 def get_or_create(find, create, what):

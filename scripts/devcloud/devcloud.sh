@@ -44,6 +44,9 @@ export LC_ALL=C.UTF-8 DEBIAN_FRONTEND=noninteractive
 
 trap 'die "failed (exit $?) at line $LINENO: $BASH_COMMAND"' ERR
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# devcloud makes and uses its own credentials: a cloud the caller chose (OS_CLOUD, as `env`
+# prints it for users) would be merged into its admin connections and turn them into that cloud.
+unset OS_CLOUD
 STATE=${DEVCLOUD_STATE:-/var/lib/devcloud}
 RUN=$STATE/run
 LOGDIR=$STATE/log

@@ -75,9 +75,11 @@ func servicePIDs(t *testing.T) map[string]string {
 // `start` on a running devcloud is a no-op: it says so and restarts no
 // service. (It may repeat the data plane's self-check when the agent's
 // binary changed since the last pass; that check bounds its own waits.)
+// A user's exported OS_CLOUD (what `devcloud.sh env` prints) does not
+// change whose credentials devcloud's own steps use.
 func TestScriptStartIsIdempotent(t *testing.T) {
 	before := servicePIDs(t)
-	out := runScript(t, 10*time.Minute, "start")
+	out := runScript(t, 10*time.Minute, "start", "OS_CLOUD=devcloud-member")
 	if !strings.Contains(out, "already running") {
 		t.Errorf("start on a running devcloud did work:\n%s", out)
 	}
