@@ -69,8 +69,9 @@ func cliWaitGone(t *testing.T, c devcloudtest.Cloud, what string, showArgs ...st
 	t.Helper()
 	devcloudtest.WaitFor(t, cliWaitTimeout, what+" to be gone", func(ctx context.Context) (bool, error) {
 		_, stderr, err := c.CLIRun(ctx, showArgs...)
+		// octaviaclient says "Unable to locate <id> in loadbalancers"
 		return err != nil && (strings.Contains(stderr, "No ") || strings.Contains(stderr, "could not be found") ||
-			strings.Contains(stderr, "404")), nil
+			strings.Contains(stderr, "404") || strings.Contains(stderr, "Unable to locate")), nil
 	})
 }
 
