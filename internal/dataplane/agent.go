@@ -101,16 +101,25 @@ type Agent struct {
 
 // Status is what the agent writes to StateDir/status.json after every pass.
 type Status struct {
-	Time          time.Time         `json:"time"`
-	Pass          int               `json:"pass"`
-	PassMillis    int64             `json:"pass_ms"`
-	Error         string            `json:"error,omitempty"`
-	Networks      []NetworkStatus   `json:"networks"`
-	Forwarders    []string          `json:"api_forwarders"`
-	Nodes         int               `json:"nodes_running"`
-	LoadBalancers int               `json:"loadbalancers_forwarding"`
-	FloatingIPs   int               `json:"floating_ips_forwarding"`
-	Problems      map[string]string `json:"problems,omitempty"`
+	Time       time.Time `json:"time"`
+	Pass       int       `json:"pass"`
+	PassMillis int64     `json:"pass_ms"`
+	Error      string    `json:"error,omitempty"`
+	// FailedPasses counts the failed passes in a row up to this one (0 when
+	// it succeeded); FailingSince is when the first of them started. A
+	// loaded cloud fails a pass now and then; the next one retries.
+	FailedPasses int        `json:"failed_passes,omitempty"`
+	FailingSince *time.Time `json:"failing_since,omitempty"`
+	// IntervalMillis and PassTimeoutMillis are the agent's pace: a reader
+	// knows how old status.json may get while a slow pass still runs.
+	IntervalMillis    int64             `json:"interval_ms"`
+	PassTimeoutMillis int64             `json:"pass_timeout_ms"`
+	Networks          []NetworkStatus   `json:"networks"`
+	Forwarders        []string          `json:"api_forwarders"`
+	Nodes             int               `json:"nodes_running"`
+	LoadBalancers     int               `json:"loadbalancers_forwarding"`
+	FloatingIPs       int               `json:"floating_ips_forwarding"`
+	Problems          map[string]string `json:"problems,omitempty"`
 }
 
 // NetworkStatus describes one mirrored network.
@@ -195,6 +204,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	t := time.NewTimer(0)
 	defer t.Stop()
 	pass := 0
+	var fails failStreak
 	for {
 		select {
 		case <-ctx.Done():
@@ -211,13 +221,39 @@ func (a *Agent) Run(ctx context.Context) error {
 		st.Pass = pass
 		st.Time = start.UTC()
 		st.PassMillis = time.Since(start).Milliseconds()
-		if err != nil && ctx.Err() == nil {
+		st.IntervalMillis = a.opts.Interval.Milliseconds()
+		st.PassTimeoutMillis = a.opts.PassTimeout.Milliseconds()
+		if ctx.Err() != nil {
+			return nil
+		}
+		fails.record(st.Time, err != nil)
+		if err != nil {
 			st.Error = err.Error()
-			a.log.Warn("reconcile pass failed; retrying", "pass", pass, "err", err)
+			st.FailedPasses = fails.n
+			since := fails.since
+			st.FailingSince = &since
+			a.log.Warn("reconcile pass failed; retrying", "pass", pass, "failed_in_a_row", fails.n, "err", err)
 		}
 		a.writeStatus(st)
 		t.Reset(a.opts.Interval)
 	}
+}
+
+// failStreak counts failed passes in a row and when the first of them began.
+type failStreak struct {
+	n     int
+	since time.Time
+}
+
+func (f *failStreak) record(at time.Time, failed bool) {
+	if !failed {
+		*f = failStreak{}
+		return
+	}
+	if f.n == 0 {
+		f.since = at
+	}
+	f.n++
 }
 
 func (a *Agent) shutdown() {

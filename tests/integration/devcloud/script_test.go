@@ -31,9 +31,28 @@ func runScript(t *testing.T, timeout time.Duration, verb string, env ...string) 
 	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Fatalf("devcloud.sh %s: %v\n%s", verb, err, out)
+		t.Fatalf("devcloud.sh %s: %v; unhealthy: %s\n%s", verb, err, unhealthy(string(out)), out)
 	}
 	return string(out)
+}
+
+// unhealthy picks the lines of devcloud.sh's output that make it fail, so
+// that a failure's first line (what a CI summary keeps) names them.
+func unhealthy(out string) string {
+	var bad []string
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.Fields(l)
+		for _, w := range f {
+			if w == "stopped" || w == "DOWN" || w == "ERROR" || w == "STALE" || w == "FAILED" || w == "ERROR:" || w == "error:" {
+				bad = append(bad, strings.Join(f, " "))
+				break
+			}
+		}
+	}
+	if len(bad) == 0 {
+		return "(no line says which)"
+	}
+	return strings.Join(bad, " | ")
 }
 
 // runDir holds devcloud's PID files.
