@@ -174,7 +174,7 @@ func TestBootstrapJobs(t *testing.T) {
 			t.Fatalf("start: %v: %s", err, out)
 		}
 		var p progress
-		err := wait.For(context.Background(), discardLog(), wait.Spec{What: "the job to end", Timeout: 20 * time.Second, Interval: 50 * time.Millisecond},
+		err := wait.For(context.Background(), discardLog(), wait.Spec{What: "the job to end", Timeout: 2 * time.Minute, Interval: 50 * time.Millisecond},
 			func(context.Context) (bool, string, error) {
 				p = status("create")
 				return p.Status != "running", p.Status, nil
