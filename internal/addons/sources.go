@@ -21,6 +21,7 @@ import (
 
 	"golang.org/x/mod/sumdb/dirhash"
 
+	"github.com/capilab/capilab/internal/fsutil"
 	"github.com/capilab/capilab/internal/logging"
 	"github.com/capilab/capilab/internal/versions"
 	"github.com/capilab/capilab/internal/wait"
@@ -177,12 +178,12 @@ func (s *Sources) Download(ctx context.Context, url, pinnedSHA256 string) ([]byt
 		}
 		rec = record{URL: url, SHA256: got, Recorded: now().UTC()}
 		j, _ := json.MarshalIndent(rec, "", "  ")
-		if err := writeAtomic(recPath, j); err != nil {
+		if err := fsutil.WriteAtomic(recPath, j, 0o644); err != nil {
 			return nil, err
 		}
 		s.log().Info("first download of an addon source: sha256 recorded, later uses are verified against it", "url", url, "sha256", got, "record", recPath)
 	}
-	if err := writeAtomic(file, data); err != nil {
+	if err := fsutil.WriteAtomic(file, data, 0o644); err != nil {
 		return nil, err
 	}
 	return data, nil
@@ -244,14 +245,6 @@ func get(ctx context.Context, client *http.Client, url string) (data []byte, tra
 func sha256Hex(data []byte) string {
 	sum := sha256.Sum256(data)
 	return hex.EncodeToString(sum[:])
-}
-
-func writeAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
 
 // URL is a download source's URL for a version.

@@ -9,11 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/capilab/capilab/internal/fsutil"
 	"github.com/capilab/capilab/internal/state"
 	"github.com/capilab/capilab/internal/wait"
 )
@@ -186,26 +186,7 @@ func lockState(ctx context.Context, log *slog.Logger, dir state.Dir) (func(), er
 		return nil, fmt.Errorf("state %s: %w", dir, err)
 	}
 	path := filepath.Join(string(dir), ".clouds.yaml.lock")
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("state %s: %w", dir, err)
-	}
-	err = wait.For(ctx, log, wait.Spec{What: "the lock on " + path + " (another capilab run is changing credentials)", Timeout: 2 * time.Minute, Interval: 100 * time.Millisecond},
-		func(context.Context) (bool, string, error) {
-			err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-			if errors.Is(err, syscall.EWOULDBLOCK) {
-				return false, "held by another run", nil
-			}
-			return err == nil, "", err
-		})
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() {
-		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
-	}, nil
+	return fsutil.Lock(ctx, log, path, wait.Spec{What: "the lock on " + path + " (another capilab run is changing credentials)", Timeout: 2 * time.Minute, Interval: 100 * time.Millisecond})
 }
 
 func marshal(v any) (string, error) {

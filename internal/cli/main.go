@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,6 +17,7 @@ import (
 	"github.com/magefile/mage/mage"
 	"github.com/magefile/mage/mg"
 
+	"github.com/capilab/capilab/internal/fsutil"
 	"github.com/capilab/capilab/internal/wait"
 )
 
@@ -187,27 +187,11 @@ func compileLockPath(cacheDir, root string) string {
 // kernel drops it when the process ends (or execs: the descriptor is
 // close-on-exec).
 func lockFile(path string, bound time.Duration, progress io.Writer) (func(), error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, err
-	}
 	log := slog.New(slog.NewTextHandler(progress, &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
 		if a.Key == slog.TimeKey {
 			return slog.Attr{}
 		}
 		return a
 	}}))
-	err = wait.For(context.Background(), log, wait.Spec{What: "another capilab run to finish compiling the targets (lock " + path + ")", Timeout: bound, Interval: time.Second},
-		func(context.Context) (bool, string, error) {
-			err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-			if errors.Is(err, syscall.EWOULDBLOCK) {
-				return false, "held", nil
-			}
-			return err == nil, "", err
-		})
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() { f.Close() }, nil
+	return fsutil.Lock(context.Background(), log, path, wait.Spec{What: "another capilab run to finish compiling the targets (lock " + path + ")", Timeout: bound, Interval: time.Second})
 }

@@ -27,6 +27,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/capilab/capilab/internal/suggest"
 )
 
 // Exit codes of the bootstrap (the targets' own are in internal/lab).
@@ -233,36 +235,9 @@ func optionList() string {
 
 // closest suggests the nearest target name for a typo.
 func closest(arg string, targets []Target) string {
-	best, bestDist := "", 4
-	a := strings.ToLower(arg)
-	for _, t := range targets {
-		n := strings.ToLower(t.Name)
-		if d := distance(a, n); d < bestDist || (d == bestDist && n < best) {
-			best, bestDist = n, d
-		}
+	names := make([]string, len(targets))
+	for i, t := range targets {
+		names[i] = strings.ToLower(t.Name)
 	}
-	if best == "" {
-		return ""
-	}
-	return " (did you mean " + best + "?)"
-}
-
-func distance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
+	return suggest.DidYouMean(strings.ToLower(arg), names)
 }

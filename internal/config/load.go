@@ -4,15 +4,18 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
+	didyoumean "github.com/capilab/capilab/internal/suggest"
 	"github.com/capilab/capilab/internal/versions"
 )
 
@@ -288,34 +291,5 @@ func (k Knob) setFromNode(s *Settings, n *yaml.Node) error {
 
 // suggest proposes the closest known key for a typo.
 func suggest(key string, knobs map[string]Knob) string {
-	best, bestDist := "", 4
-	for k := range knobs {
-		if d := editDistance(key, k); d < bestDist || (d == bestDist && k < best) {
-			best, bestDist = k, d
-		}
-	}
-	if best == "" {
-		return ""
-	}
-	return fmt.Sprintf(" (did you mean %s?)", best)
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
+	return didyoumean.DidYouMean(key, slices.Collect(maps.Keys(knobs)))
 }

@@ -37,6 +37,7 @@ import (
 
 	"github.com/capilab/capilab/internal/dataplane/docker"
 	"github.com/capilab/capilab/internal/dataplane/forward"
+	"github.com/capilab/capilab/internal/fsutil"
 )
 
 // DefaultOwner is the value of LabelOwner and the prefix of the names of
@@ -283,11 +284,7 @@ func (a *Agent) writeStatus(st Status) {
 	if err != nil {
 		return
 	}
-	p := filepath.Join(a.opts.StateDir, "status.json")
-	tmp := p + ".tmp"
-	if err := os.WriteFile(tmp, raw, 0o644); err == nil {
-		_ = os.Rename(tmp, p)
-	}
+	_ = fsutil.WriteAtomic(filepath.Join(a.opts.StateDir, "status.json"), raw, 0o644)
 }
 
 // Reconcile runs one pass: read OpenStack and Docker, converge Docker.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/capilab/capilab/internal/dataplane/docker"
+	"github.com/capilab/capilab/internal/fsutil"
 )
 
 // Helper containers carry a load balancer's VIP or a floating IP: small
@@ -111,9 +112,5 @@ func writeJSONAtomic(path string, v any) (bool, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return false, err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, raw, 0o644); err != nil {
-		return false, err
-	}
-	return true, os.Rename(tmp, path)
+	return true, fsutil.WriteAtomic(path, raw, 0o644)
 }

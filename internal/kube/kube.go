@@ -35,6 +35,7 @@ import (
 	clusterctlv1 "sigs.k8s.io/cluster-api/cmd/clusterctl/api/v1alpha3"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/capilab/capilab/internal/fsutil"
 	"github.com/capilab/capilab/internal/wait"
 )
 
@@ -259,11 +260,7 @@ func WriteKubeconfig(path string, data []byte) error {
 	if err := os.MkdirAll(dirOf(path), 0o700); err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return fsutil.WriteAtomic(path, data, 0o600)
 }
 
 func dirOf(path string) string {

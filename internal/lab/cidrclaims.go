@@ -8,10 +8,10 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"time"
 
-	"github.com/capilab/capilab/internal/modbuild"
+	"github.com/capilab/capilab/internal/fsutil"
+	"github.com/capilab/capilab/internal/wait"
 )
 
 // The local lab's clusters share one machine's network space, whichever lab
@@ -84,7 +84,7 @@ func pickNodeCIDR(claims []cidrClaim, lab, name string, taken, inCloud []string,
 // claimNodeCIDR picks and records a node CIDR for cluster name of lab
 // under the machine-wide lock, in file (JSON) next to lockFile.
 func claimNodeCIDR(ctx context.Context, log *slog.Logger, file, lab, name string, taken, inCloud []string) (string, error) {
-	unlock, err := modbuild.FileLock(ctx, log, file+".lock", "another capilab run to pick its cluster's node CIDR")
+	unlock, err := fsutil.Lock(ctx, log, file+".lock", wait.Spec{What: "another capilab run to pick its cluster's node CIDR", Timeout: time.Hour, Interval: time.Second})
 	if err != nil {
 		return "", fmt.Errorf("node CIDR lock: %w", err)
 	}
@@ -108,14 +108,7 @@ func claimNodeCIDR(ctx context.Context, log *slog.Logger, file, lab, name string
 	if err != nil {
 		return "", err
 	}
-	tmp := file + ".tmp"
-	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
-		return "", err
-	}
-	if err := os.WriteFile(tmp, append(out, '\n'), 0o644); err != nil {
-		return "", fmt.Errorf("node CIDR claims: %w", err)
-	}
-	if err := os.Rename(tmp, file); err != nil {
+	if err := fsutil.WriteAtomic(file, append(out, '\n'), 0o644); err != nil {
 		return "", fmt.Errorf("node CIDR claims: %w", err)
 	}
 	return cidr, nil

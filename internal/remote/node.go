@@ -39,11 +39,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/capilab/capilab/internal/command"
 	"github.com/capilab/capilab/internal/config"
+	"github.com/capilab/capilab/internal/fsutil"
 	"github.com/capilab/capilab/internal/logging"
 	"github.com/capilab/capilab/internal/versions"
 	"github.com/capilab/capilab/internal/wait"
@@ -166,7 +166,8 @@ func (n *Node) ready(ctx context.Context) (*Workspace, func(), error) {
 	if err := os.MkdirAll(ws.LabDir(), 0o700); err != nil {
 		return nil, nil, err
 	}
-	unlock, err := lockFile(ctx, n.opts.Log, filepath.Join(ws.Dir, ".capilab.lock"), "the OpenTofu working directory "+ws.Dir+" (another capilab run plans or applies there)")
+	unlock, err := fsutil.Lock(ctx, n.opts.Log, filepath.Join(ws.Dir, ".capilab.lock"),
+		wait.Spec{What: "the lock on the OpenTofu working directory " + ws.Dir + " (another capilab run plans or applies there)", Timeout: 30 * time.Minute, Interval: time.Second, ReportEvery: 30 * time.Second})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -514,33 +515,6 @@ func (n *Node) sourceRef(ctx context.Context) (string, error) {
 		n.opts.Log.Warn("the checkout has uncommitted changes: the node gets commit " + ref[:12] + " without them")
 	}
 	return ref, nil
-}
-
-// lockFile takes an exclusive lock, waiting (bounded) while another run holds it.
-func lockFile(ctx context.Context, log *slog.Logger, path, what string) (func(), error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	err = wait.For(ctx, log, wait.Spec{What: "the lock on " + what, Timeout: 30 * time.Minute, Interval: time.Second, ReportEvery: 30 * time.Second},
-		func(context.Context) (bool, string, error) {
-			err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-			if errors.Is(err, syscall.EWOULDBLOCK) {
-				return false, "held by another run", nil
-			}
-			return err == nil, "", err
-		})
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() {
-		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
-	}, nil
 }
 
 // Forward runs `make <target>` on the node (create_cluster,

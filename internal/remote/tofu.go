@@ -16,6 +16,7 @@ import (
 	"sync"
 
 	"github.com/capilab/capilab/internal/command"
+	"github.com/capilab/capilab/internal/fsutil"
 )
 
 // Workspace is the OpenTofu working directory of a lab's state
@@ -140,11 +141,7 @@ func writeIfChanged(path string, data []byte, mode os.FileMode) error {
 	if cur, err := os.ReadFile(path); err == nil && bytes.Equal(cur, data) {
 		return nil
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, mode); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return fsutil.WriteAtomic(path, data, mode)
 }
 
 // cmd is one tofu invocation in the working directory. withWorkspace

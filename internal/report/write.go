@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/capilab/capilab/internal/fsutil"
 )
 
 // jsonReport is the JSON form: the report plus what is derived from it, so
@@ -79,36 +81,9 @@ func WriteFiles(dir string, r *Report) (Files, error) {
 		if err := render(&buf, r); err != nil {
 			return Files{}, fmt.Errorf("render %s: %w", filepath.Base(path), err)
 		}
-		if err := writeAtomic(path, buf.Bytes()); err != nil {
+		if err := fsutil.WriteAtomic(path, buf.Bytes(), 0o644); err != nil {
 			return Files{}, err
 		}
 	}
 	return f, nil
-}
-
-func writeAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	err = writeClose(tmp, data)
-	if err == nil {
-		err = os.Chmod(tmp.Name(), 0o644)
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
-}
-
-func writeClose(f *os.File, data []byte) error {
-	_, err := f.Write(data)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"time"
 
-	"github.com/capilab/capilab/internal/modbuild"
+	"github.com/capilab/capilab/internal/fsutil"
+	"github.com/capilab/capilab/internal/wait"
 )
 
 // Lock takes an exclusive file lock on CacheDir/<name>.lock: the work
@@ -15,7 +17,8 @@ import (
 // another holds it; the kernel releases it when its holder ends, however
 // it ends.
 func (b *Builder) Lock(ctx context.Context, name string) (func(), error) {
-	unlock, err := modbuild.FileLock(ctx, b.log(), filepath.Join(b.CacheDir, name+".lock"), "another check to release "+name)
+	unlock, err := fsutil.Lock(ctx, b.log(), filepath.Join(b.CacheDir, name+".lock"),
+		wait.Spec{What: "another check to release " + name, Timeout: time.Hour, Interval: time.Second})
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", name, err)
 	}

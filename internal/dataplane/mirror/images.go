@@ -7,9 +7,12 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/capilab/capilab/internal/command"
+	"github.com/capilab/capilab/internal/fsutil"
 	"github.com/capilab/capilab/internal/modbuild"
+	"github.com/capilab/capilab/internal/wait"
 )
 
 // CloudProviderModule is OCCM's and Cinder CSI's module.
@@ -120,7 +123,8 @@ func (p *Pusher) Push(ctx context.Context, refs []string) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	unlock, err := modbuild.FileLock(ctx, log, filepath.Join(p.LockDir, "mirror-push.lock"), "another push to the registry mirror "+p.Mirror+" to finish")
+	unlock, err := fsutil.Lock(ctx, log, filepath.Join(p.LockDir, "mirror-push.lock"),
+		wait.Spec{What: "another push to the registry mirror " + p.Mirror + " to finish", Timeout: time.Hour, Interval: time.Second})
 	if err != nil {
 		return fmt.Errorf("mirror push lock: %w", err)
 	}
