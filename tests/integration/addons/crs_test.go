@@ -26,6 +26,7 @@ import (
 
 	"github.com/capilab/capilab/internal/addons"
 	"github.com/capilab/capilab/internal/kube"
+	"github.com/capilab/capilab/tests/devcloudtest"
 )
 
 // secretMarker stands for the application credential's secret in a
@@ -115,7 +116,7 @@ func TestDeliveryObjects(t *testing.T) {
 func crsSchema(t *testing.T) *validate.SchemaValidator {
 	t.Helper()
 	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/cluster-api")
-	cmd.Dir = repoRoot(t)
+	cmd.Dir = devcloudtest.RepoRoot(t)
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("go list -m sigs.k8s.io/cluster-api: %v", err)

@@ -12,7 +12,6 @@ package addons_test
 
 import (
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,6 +19,7 @@ import (
 	"github.com/capilab/capilab/internal/addons"
 	"github.com/capilab/capilab/internal/modbuild"
 	"github.com/capilab/capilab/internal/versions"
+	"github.com/capilab/capilab/tests/devcloudtest"
 )
 
 type tWriter struct{ t testing.TB }
@@ -33,30 +33,8 @@ func testLog(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
 
-// cacheDir is capilab's build cache, shared with every other run on the
-// machine (CAPILAB_CACHE_DIR, else ~/.cache/capilab), so a warm run costs
-// what a user's warm run costs.
-func cacheDir(t testing.TB) string {
-	if d := os.Getenv("CAPILAB_CACHE_DIR"); d != "" {
-		return d
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return filepath.Join(home, ".cache", "capilab")
-}
-
-func repoRoot(t testing.TB) string {
-	root, err := filepath.Abs("../../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return root
-}
-
 func builder(t testing.TB, log *slog.Logger) *modbuild.Builder {
-	return &modbuild.Builder{CacheDir: filepath.Join(cacheDir(t), "modbuild"), RepoRoot: repoRoot(t), Log: log}
+	return &modbuild.Builder{CacheDir: filepath.Join(devcloudtest.CacheDir(t), "modbuild"), RepoRoot: devcloudtest.RepoRoot(t), Log: log}
 }
 
 func pinned(t testing.TB) *versions.Pinned {
