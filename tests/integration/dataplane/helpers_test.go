@@ -71,10 +71,11 @@ func randSuffix(t testing.TB) string {
 	return hex.EncodeToString(b)
 }
 
-// dockerClient fails the test unless a Docker engine answers.
+// dockerClient fails the test unless a Docker engine answers (within 2 min: a
+// loaded engine has taken tens of seconds for one call).
 func dockerClient(t testing.TB) *docker.Client {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	dc, err := docker.New(ctx, "")
 	if err != nil {
