@@ -146,8 +146,7 @@ func (o OpenStack) Image(ctx context.Context, name string) (Image, error) {
 	return Image{}, fmt.Errorf("active image %s on cloud %s: %w", name, o.C.Name, ErrNotFound)
 }
 
-// ExternalNetwork resolves an external network by name or ID; "" picks the
-// only external network (an error when there are none or several).
+// ServerFault is Nova's fault message of server id ("" when it has none).
 func (o OpenStack) ServerFault(ctx context.Context, id string) (string, error) {
 	c, err := o.compute()
 	if err != nil {
@@ -160,6 +159,7 @@ func (o OpenStack) ServerFault(ctx context.Context, id string) (string, error) {
 	return srv.Fault.Message, nil
 }
 
+// SubnetCIDRs lists the CIDR of every subnet the credentials see.
 func (o OpenStack) SubnetCIDRs(ctx context.Context) ([]string, error) {
 	n, err := o.C.Network()
 	if err != nil {
@@ -180,6 +180,8 @@ func (o OpenStack) SubnetCIDRs(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
+// ExternalNetwork resolves an external network by name or ID; "" picks the
+// only external network (an error when there are none or several).
 func (o OpenStack) ExternalNetwork(ctx context.Context, nameOrID string) (string, error) {
 	n, err := o.C.Network()
 	if err != nil {
