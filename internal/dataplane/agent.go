@@ -109,8 +109,8 @@ type Status struct {
 	// FailedPasses counts the failed passes in a row up to this one (0 when
 	// it succeeded); FailingSince is when the first of them started. A
 	// loaded cloud fails a pass now and then; the next one retries.
-	FailedPasses int        `json:"failed_passes,omitempty"`
-	FailingSince *time.Time `json:"failing_since,omitempty"`
+	FailedPasses int       `json:"failed_passes,omitempty"`
+	FailingSince time.Time `json:"failing_since,omitzero"`
 	// IntervalMillis and PassTimeoutMillis are the agent's pace: a reader
 	// knows how old status.json may get while a slow pass still runs.
 	IntervalMillis    int64             `json:"interval_ms"`
@@ -230,9 +230,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		fails.record(st.Time, err != nil)
 		if err != nil {
 			st.Error = err.Error()
-			st.FailedPasses = fails.n
-			since := fails.since
-			st.FailingSince = &since
+			st.FailedPasses, st.FailingSince = fails.n, fails.since
 			a.log.Warn("reconcile pass failed; retrying", "pass", pass, "failed_in_a_row", fails.n, "err", err)
 		}
 		a.writeStatus(st)
