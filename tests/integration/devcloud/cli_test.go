@@ -23,12 +23,21 @@ func cliCleanup(t *testing.T, c devcloudtest.Cloud, args ...string) {
 		ctx, cancel := context.WithTimeout(context.Background(), devcloudtest.CleanupTimeout)
 		defer cancel()
 		_, stderr, err := c.CLIRun(ctx, args...)
-		if err != nil && !strings.Contains(stderr, "No ") && !strings.Contains(stderr, "not found") &&
-			!strings.Contains(stderr, "could not be found") && !strings.Contains(stderr, "404") &&
-			!strings.Contains(stderr, "Unable to locate") {
+		if err != nil && !cliNotFound(stderr) && !strings.Contains(stderr, "not found") {
 			t.Errorf("cleanup: %v: %s", err, stderr)
 		}
 	})
+}
+
+// cliNotFound says whether the CLI's stderr says there is no such resource
+// (octaviaclient says "Unable to locate <id> in loadbalancers").
+func cliNotFound(stderr string) bool {
+	for _, s := range []string{"No ", "could not be found", "404", "Unable to locate"} {
+		if strings.Contains(stderr, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // cliFails runs the CLI expecting failure and checks stderr names the HTTP status wanted.
@@ -56,10 +65,11 @@ func cliWaitStatus(t *testing.T, c devcloudtest.Cloud, what, want string, showAr
 	t.Helper()
 	devcloudtest.WaitFor(t, cliWaitTimeout, what+" to be "+want, func(ctx context.Context) (bool, error) {
 		out, _, err := c.CLIRun(ctx, showArgs...)
-		if got := strings.TrimSpace(out); got == "ERROR" {
+		got := strings.TrimSpace(out)
+		if got == "ERROR" {
 			t.Fatalf("%s went to ERROR, want %s", what, want)
 		}
-		return err == nil && strings.TrimSpace(out) == want, nil
+		return err == nil && got == want, nil
 	})
 }
 
@@ -69,9 +79,7 @@ func cliWaitGone(t *testing.T, c devcloudtest.Cloud, what string, showArgs ...st
 	t.Helper()
 	devcloudtest.WaitFor(t, cliWaitTimeout, what+" to be gone", func(ctx context.Context) (bool, error) {
 		_, stderr, err := c.CLIRun(ctx, showArgs...)
-		// octaviaclient says "Unable to locate <id> in loadbalancers"
-		return err != nil && (strings.Contains(stderr, "No ") || strings.Contains(stderr, "could not be found") ||
-			strings.Contains(stderr, "404") || strings.Contains(stderr, "Unable to locate")), nil
+		return err != nil && cliNotFound(stderr), nil
 	})
 }
 

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -46,14 +47,17 @@ func scriptOutput(ctx context.Context, timeout time.Duration, verb string, env .
 // unhealthy picks the lines of devcloud.sh's output that make it fail, so
 // that a failure's first line (what a CI summary keeps) names them.
 func unhealthy(out string) string {
+	failing := func(w string) bool {
+		switch w {
+		case "stopped", "DOWN", "ERROR", "STALE", "FAILED", "ERROR:", "error:":
+			return true
+		}
+		return false
+	}
 	var bad []string
-	for _, l := range strings.Split(out, "\n") {
-		f := strings.Fields(l)
-		for _, w := range f {
-			if w == "stopped" || w == "DOWN" || w == "ERROR" || w == "STALE" || w == "FAILED" || w == "ERROR:" || w == "error:" {
-				bad = append(bad, strings.Join(f, " "))
-				break
-			}
+	for l := range strings.Lines(out) {
+		if f := strings.Fields(l); slices.ContainsFunc(f, failing) {
+			bad = append(bad, strings.Join(f, " "))
 		}
 	}
 	if len(bad) == 0 {
